@@ -1,0 +1,3 @@
+from bulk.cli import main
+
+main()

@@ -1,0 +1,200 @@
+"""The Pivotal API's objects as data: fields, types, enums and limits.
+
+One table serves both sides of the project: the sandbox validates request bodies against it
+strictly, and the importer uses it to turn spreadsheet cells into API values tolerantly. The
+timestamp and slug rules of the API live here too, because both sides must agree on them
+byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+
+CUSTOMER_STATUSES = ("onboarding", "active", "at_risk", "churned", "archived")
+ONBOARDING_PHASES = (
+    "before_getting_started",
+    "program_design",
+    "review",
+    "program_buildout",
+    "internal_qa",
+    "launch",
+    "completed",
+)
+ONBOARDING_STATES = ("active", "paused", "at_risk", "waiting")
+
+SLUG_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+SLUG_MAX_LENGTH = 64
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL_MAX_LENGTH = 254
+NAME_MAX_LENGTH = 200
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Kind(Enum):
+    """The JSON type a field holds on the wire."""
+
+    STRING = "string"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    DATETIME = "datetime"
+    ENUM = "enum"
+    EMAIL = "email"
+    SLUG = "slug"
+    STRING_LIST = "string_list"
+    JSON_OBJECT = "json_object"
+    REFERENCE = "reference"
+    """An `id` or `display_id` of another object."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One writable or read-only field of an API object."""
+
+    name: str
+    kind: Kind
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    minimum: int | None = None
+    """Smallest integer value, or shortest string length."""
+    maximum: int | None = None
+    """Largest integer value, or longest string length."""
+    default: object = None
+    lowercase: bool = False
+    read_only: bool = False
+    create_only: bool = False
+    """Set on create and ignored by PATCH (a contact's customer, say)."""
+
+
+@dataclass(frozen=True)
+class ObjectSchema:
+    """An API object type: its name, its fields in response order, and its list filters."""
+
+    object: str
+    fields: tuple[Field, ...]
+    list_filters: tuple[str, ...] = ()
+
+    def field(self, name: str) -> Field:
+        for field in self.fields:
+            if field.name == name:
+                return field
+        raise KeyError(name)
+
+    def writable(self) -> Iterator[Field]:
+        return (field for field in self.fields if not field.read_only)
+
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(field.name for field in self.fields)
+
+
+def _string(name: str, **options: object) -> Field:
+    return Field(name, Kind.STRING, **options)  # type: ignore[arg-type]
+
+
+CUSTOMER = ObjectSchema(
+    object="customer",
+    fields=(
+        _string("name", required=True, minimum=1, maximum=NAME_MAX_LENGTH),
+        Field("slug", Kind.SLUG, maximum=SLUG_MAX_LENGTH),
+        _string("domain", lowercase=True),
+        Field("status", Kind.ENUM, choices=CUSTOMER_STATUSES, default="onboarding"),
+        _string("plan"),
+        _string("owner_id"),
+        Field("mrr", Kind.INTEGER, minimum=0),
+        _string("hubspot_company_id"),
+        _string("hubspot_deal_id"),
+        _string("stripe_customer_id"),
+        _string("intercom_company_id"),
+        _string("slack_channel_id"),
+        Field("tags", Kind.STRING_LIST, default=()),
+        Field("metadata", Kind.JSON_OBJECT),
+        Field("livemode", Kind.BOOLEAN, read_only=True),
+    ),
+    list_filters=("status",),
+)
+
+CONTACT = ObjectSchema(
+    object="contact",
+    fields=(
+        Field("customer_id", Kind.REFERENCE, read_only=True),
+        _string("name", required=True, minimum=1, maximum=NAME_MAX_LENGTH),
+        Field("email", Kind.EMAIL, required=True, maximum=EMAIL_MAX_LENGTH, lowercase=True),
+        _string("title"),
+        _string("phone"),
+        Field("is_primary", Kind.BOOLEAN, default=False),
+        Field("labels", Kind.STRING_LIST, default=()),
+        Field("livemode", Kind.BOOLEAN, read_only=True),
+    ),
+)
+
+ONBOARDING = ObjectSchema(
+    object="onboarding",
+    fields=(
+        Field("customer_id", Kind.REFERENCE, required=True, create_only=True),
+        _string("name", maximum=NAME_MAX_LENGTH),
+        Field("phase", Kind.ENUM, choices=ONBOARDING_PHASES, default="before_getting_started"),
+        Field("state", Kind.ENUM, choices=ONBOARDING_STATES, default="active"),
+        Field("target_launch_date", Kind.DATETIME),
+        _string("notes"),
+        _string("csm_id"),
+        _string("se_id"),
+        _string("designer_id"),
+        _string("product_ops_id"),
+        _string("template_id"),
+        Field("waiting_on_customer", Kind.BOOLEAN, default=False),
+        Field("reminders_enabled", Kind.BOOLEAN, default=True),
+        Field("reminder_frequency_days", Kind.INTEGER, minimum=1, default=1),
+        Field("started_at", Kind.DATETIME, read_only=True),
+        Field("completed_at", Kind.DATETIME, read_only=True),
+        Field("livemode", Kind.BOOLEAN, read_only=True),
+    ),
+    list_filters=("customer_id", "state", "phase"),
+)
+
+SCHEMAS = {schema.object: schema for schema in (CUSTOMER, CONTACT, ONBOARDING)}
+
+
+def derive_slug(name: str) -> str:
+    """The slug the API derives from a customer name ('' when nothing usable is left).
+
+    Accents are folded first (*decision*: `Café Crème` → `cafe-creme`), then the documented
+    rule: lowercase, runs of non-alphanumerics become `-`, trimmed, at most 64 characters.
+    """
+    folded = unicodedata.normalize("NFKD", name)
+    ascii_only = "".join(char for char in folded if not unicodedata.combining(char))
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_only.lower()).strip("-")
+    return slug[:SLUG_MAX_LENGTH].rstrip("-")
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO 8601 UTC with milliseconds, the API's only timestamp format."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def format_epoch_ms(epoch_ms: int) -> str:
+    return format_timestamp(datetime.fromtimestamp(epoch_ms / 1000, tz=UTC))
+
+
+def parse_timestamp(text: str, *, assume_utc: bool = False) -> datetime:
+    """Parse an ISO 8601 datetime; raise ValueError when it has no time or no zone.
+
+    A naive datetime is accepted as UTC only when `assume_utc` is set.
+    """
+    if "T" not in text and " " not in text.strip():
+        raise ValueError(f"{text!r} has no time part")
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        if not assume_utc:
+            raise ValueError(f"{text!r} has no time zone")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the Unix epoch, truncating anything finer (exact, no float rounding)."""
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
