@@ -1,13 +1,25 @@
 """Every error `bulk` raises on purpose, under one root.
 
-    BulkError                    something the user can act on; the CLI prints one line
-     ├── UsageError              bad options or configuration (exit 2)
-     └── SandboxError            the embedded sandbox could not start
+    BulkError                      something the user can act on; the CLI prints one line
+     ├── UsageError                bad options or configuration                    (exit 2)
+     ├── InputError                a source file cannot be used: file, line, column (exit 2)
+     ├── CheckpointError           the checkpoint cannot be opened or does not fit  (exit 2)
+     ├── SandboxError              the embedded sandbox could not start             (exit 2)
+     └── ApiError                  talking to the Pivotal API failed
+          ├── NoResponseError      no usable answer: timeout, refused or dropped connection;
+          │                        the request may or may not have taken effect (retryable)
+          └── ApiStatusError       an answer with an error status, type, code and message
+               ├── AuthenticationError   401: the key is missing, wrong or revoked  (exit 3)
+               ├── RateLimitedError      429, with the server's Retry-After
+               └── ServerError           5xx (retryable)
 
-The importer's input, API and checkpoint errors join this tree as those parts land.
+aiohttp's exceptions are translated into this tree in one place, `bulk.client`. Messages never
+contain an API key.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 
 class BulkError(Exception):
@@ -28,5 +40,77 @@ class UsageError(BulkError):
     exit_code = 2
 
 
+class InputError(BulkError):
+    """A source that cannot be read or used; `line` and `column` point at the culprit."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | None = None,
+        line: int | None = None,
+        column: str | None = None,
+        remedy: str | None = None,
+    ) -> None:
+        location = ""
+        if path is not None:
+            location = path.name + (f" line {line}" if line is not None else "")
+            location += f", column {column!r}" if column else ""
+            location += ": "
+        super().__init__(location + message, remedy)
+        self.path = path
+        self.line = line
+        self.column = column
+
+
+class CheckpointError(BulkError):
+    exit_code = 2
+
+
 class SandboxError(BulkError):
     exit_code = 2
+
+
+class ApiError(BulkError):
+    """The API could not be used for a request."""
+
+
+class NoResponseError(ApiError):
+    """No usable answer (timeout, refused or dropped connection): the outcome is unknown."""
+
+    exit_code = 3
+
+
+class ApiStatusError(ApiError):
+    """The API answered with an error: its status and the envelope's type, code and message."""
+
+    def __init__(
+        self,
+        status: int,
+        type: str,
+        code: str,
+        message: str,
+        field: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.type = type
+        self.code = code
+        self.api_message = message
+        self.field = field
+        self.retry_after_s = retry_after_s
+
+
+class AuthenticationError(ApiStatusError):
+    exit_code = 3
+
+
+class RateLimitedError(ApiStatusError):
+    pass
+
+
+class ServerError(ApiStatusError):
+    pass
