@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import polars as pl
 
@@ -37,6 +37,7 @@ HERE = Path(__file__).parent
 PARQUET_DIR = HERE / "parquet"
 
 Row = dict[str, str | None]
+T = TypeVar("T")
 
 CUSTOMER_COLUMNS = (
     "external_id",
@@ -244,11 +245,9 @@ def covering(rng: random.Random, choices: Sequence[str], count: int) -> list[str
     return values
 
 
-def with_specials(
-    rng: random.Random, specials: Sequence[str | None], draw: list[str | None]
-) -> list[str | None]:
+def with_specials(rng: random.Random, specials: Sequence[T], draw: Sequence[T]) -> list[T]:
     """`draw` with its first items replaced by `specials`, then shuffled."""
-    values = list(specials) + draw[len(specials) :]
+    values = [*specials, *draw[len(specials) :]]
     rng.shuffle(values)
     return values
 
@@ -266,12 +265,12 @@ def external_ids(rng: random.Random, count: int) -> list[str]:
     numbers = {int(value) for value in ids}
     while len(ids) < count:
         width = rng.choice((5, 6, 6))
-        low, high = (
-            (1, 10 ** (width - 1) - 1)
-            if rng.random() < 0.85
-            else (10 ** (width - 1), 10**width - 1)
+        padded = rng.random() < 0.85  # below 10**(width-1), so formatting adds a leading zero
+        number = (
+            rng.randint(1, 10 ** (width - 1) - 1)
+            if padded
+            else rng.randrange(10 ** (width - 1), 10**width)
         )
-        number = rng.randint(low, high)
         if number not in numbers:
             numbers.add(number)
             ids.append(f"{number:0{width}d}")
@@ -352,10 +351,8 @@ def contact_counts(rng: random.Random, customers: int, total: int) -> list[int]:
 
 
 def contact_names(rng: random.Random, count: int) -> list[str]:
-    draw: list[str | None] = [
-        f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}" for _ in range(count)
-    ]
-    return [name for name in with_specials(rng, REQUIRED_CONTACT_NAMES, draw) if name is not None]
+    draw = [f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}" for _ in range(count)]
+    return with_specials(rng, REQUIRED_CONTACT_NAMES, draw)
 
 
 def email_for(rng: random.Random, name: str, domain: str, taken: set[str]) -> str:
@@ -377,8 +374,7 @@ def mixed_case(email: str) -> str:
 
 
 def phone(rng: random.Random) -> str:
-    digits = [str(rng.randint(0, 9)) for _ in range(8)]
-    d = "".join(digits)
+    d = "".join(rng.choices(string.digits, k=8))
     formats = (
         f"+33 1 {d[0:2]} {d[2:4]} {d[4:6]} {d[6:8]}",
         f"0049 30 {d[:6]}",
