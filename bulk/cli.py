@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import Callable
@@ -12,9 +13,25 @@ from typing import Any, TypeVar
 import click
 
 from bulk import __version__
-from bulk.errors import BulkError, SandboxError
+from bulk.errors import BulkError, SandboxError, UsageError
 from bulk.sandbox import EXAMPLE_KEY, Sandbox, SandboxConfig, serve_forever
-from bulk.sandbox.config import DEFAULT_HOST, DEFAULT_PORT, LIVE_RATE_LIMIT, RATE_WINDOW_S, TEST_RATE_LIMIT
+from bulk.sandbox.config import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    LIVE_RATE_LIMIT,
+    RATE_WINDOW_S,
+    TEST_RATE_LIMIT,
+)
+from bulk.settings import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CHECKPOINT,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_SANDBOX_DB,
+    DEFAULT_TIMEOUT_S,
+    PASSES,
+    ConnectionSettings,
+    ImportSettings,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,6 +50,42 @@ def reports_errors(command: F) -> F:
             sys.exit(error.exit_code)
 
     return wrapper  # type: ignore[return-value]
+
+
+def connection_options(command: F) -> F:
+    """The options every command that talks to the API shares (SPEC: Connection)."""
+    options = [
+        click.option("--api-key", envvar="PIVOTAL_API_KEY", show_envvar=True,
+                     help="Pivotal API key (required unless --sandbox)."),
+        click.option("--base-url", envvar="PIVOTAL_BASE_URL", show_envvar=True,
+                     default=DEFAULT_BASE_URL, show_default=True),
+        click.option("--sandbox", is_flag=True,
+                     help="Start the embedded sandbox on a free loopback port and use it."),
+        click.option("--sandbox-db", type=click.Path(dir_okay=False, path_type=Path),
+                     default=DEFAULT_SANDBOX_DB, show_default=True,
+                     help="Where the embedded sandbox keeps its data."),
+        click.option("--concurrency", type=click.IntRange(1, 64), default=DEFAULT_CONCURRENCY,
+                     show_default=True, help="Requests in flight."),
+        click.option("--rate-limit", type=click.IntRange(min=1),
+                     help="Requests/min ceiling (default: learned from X-RateLimit-Limit)."),
+        click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1),
+                     default=DEFAULT_TIMEOUT_S, show_default=True, help="Seconds per request."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _connection(options: dict[str, Any]) -> ConnectionSettings:
+    return ConnectionSettings(
+        api_key=options.pop("api_key"),
+        base_url=options.pop("base_url"),
+        sandbox=options.pop("sandbox"),
+        sandbox_db=options.pop("sandbox_db"),
+        concurrency=options.pop("concurrency"),
+        rate_limit=options.pop("rate_limit"),
+        timeout_s=options.pop("timeout_s"),
+    )
 
 
 @click.group()
@@ -78,3 +131,95 @@ def _announce_sandbox(sandbox: Sandbox) -> None:
     click.echo(f"Example key: {EXAMPLE_KEY} (any pivotal_<workspace> or pivotal_test_<workspace> works)")
     click.echo(f"Try: curl -H 'Authorization: Bearer {EXAMPLE_KEY}' {sandbox.base_url}/customers")
     click.echo("Press Ctrl-C to stop.")
+
+
+@main.command("import")
+@click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--customers", type=click.Path(path_type=Path), help="Customers file.")
+@click.option("--contacts", type=click.Path(path_type=Path), help="Contacts file.")
+@click.option("--onboardings", type=click.Path(path_type=Path), help="Onboardings file.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
+              default=DEFAULT_CHECKPOINT, show_default=True)
+@click.option("--dry-run", is_flag=True, help="Validate and print the plan; send no write.")
+@click.option("--strict", is_flag=True, help="Send nothing if any row is invalid.")
+@click.option("--errors", "errors_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Errors CSV (default: <checkpoint>.errors.csv).")
+@click.option("--results", "results_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Results CSV (default: <checkpoint>.results.csv).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the summary as JSON here.")
+@click.option("--passes", default=",".join(PASSES), show_default=True,
+              help="Which passes to run, comma-separated.")
+@click.option("--map", "mappings", multiple=True, metavar="FIELD=COLUMN",
+              help="Read FIELD from COLUMN (repeatable).")
+@click.option("--encoding", help="Source encoding when not UTF-8, e.g. latin-1.")
+@click.option("--force", is_flag=True, help="Re-send rows already done and unchanged.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@connection_options
+@reports_errors
+def import_command(sources: tuple[Path, ...], **options: Any) -> None:
+    """Import customers, contacts and onboardings from CSV or Parquet files."""
+    from bulk.importer import run_import
+    from bulk.progress import ProgressFactory
+    from bulk.reports import write_report
+
+    connection = _connection(options)
+    files = {name: options.pop(name) for name in PASSES if options.get(name) is not None}
+    for name in PASSES:
+        options.pop(name, None)
+    if not sources and not files:
+        raise UsageError("No source given.", "Name a folder, or pass --customers/--contacts/--onboardings.")
+    settings = ImportSettings(
+        connection=connection,
+        folders=sources,
+        files=files,
+        passes=_passes(options.pop("passes")),
+        mapping=_mapping(options.pop("mappings")),
+        **options,
+    )
+    outcome = asyncio.run(run_import(settings, ProgressFactory(quiet=settings.quiet)))
+    for warning in outcome.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    if outcome.plan is not None:
+        click.echo(outcome.plan.render())
+    else:
+        click.echo(outcome.summary.render())
+    if outcome.errors_file is not None:
+        click.echo(f"Problem rows: {outcome.errors_file}")
+    if settings.report_path is not None:
+        report = {"summary": outcome.summary.to_json(), "exit_code": outcome.exit_code}
+        if outcome.plan is not None:
+            report["plan"] = outcome.plan.__dict__
+        write_report(settings.report_path, report)
+    if outcome.error:
+        click.echo(f"Error: {outcome.error}", err=True)
+    sys.exit(outcome.exit_code)
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@reports_errors
+def status(checkpoint: Path) -> None:
+    """Show a checkpoint's rows by state and its last errors."""
+    from bulk.status import describe_checkpoint
+
+    click.echo(describe_checkpoint(checkpoint))
+
+
+def _passes(text: str) -> tuple[str, ...]:
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [name for name in chosen if name not in PASSES]
+    if unknown or not chosen:
+        raise UsageError(f"Unknown pass {', '.join(unknown) or text!r}.",
+                         f"Choose from {', '.join(PASSES)}.")
+    return tuple(name for name in PASSES if name in chosen)
+
+
+def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        field, sep, column = pair.partition("=")
+        if not sep or not field.strip() or not column:
+            raise UsageError(f"--map {pair!r} is not FIELD=COLUMN.", "Example: --map name=Company")
+        mapping[field.strip()] = column
+    return mapping

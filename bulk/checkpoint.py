@@ -1,0 +1,508 @@
+"""The import checkpoint: one SQLite file (WAL) holding every source row's state.
+
+A row moves `pending` → `in_flight` → `done` | `failed` | `skipped`. It is marked `in_flight`,
+with the exact request it is about to send, in a committed transaction *before* the request
+leaves; so after a crash at any instant the next run knows which requests may have taken effect
+and re-sends exactly those, under the same idempotency key. The schema migrates itself through
+an ordered list of named migrations, applied on open.
+
+The API key is never stored here.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bulk.errors import CheckpointError
+
+STATES = ("pending", "in_flight", "done", "failed", "skipped")
+ACTIONS = ("created", "updated", "unchanged", "adopted", "failed", "skipped", "invalid")
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    (
+        "001_rows",
+        """
+        CREATE TABLE rows (
+            pass TEXT NOT NULL,
+            key TEXT NOT NULL,
+            line INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            run INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            action TEXT,
+            customer_key TEXT,
+            customer_ref TEXT,
+            payload TEXT NOT NULL,
+            payload_hash TEXT NOT NULL,
+            synced_payload TEXT,
+            synced_hash TEXT,
+            request_method TEXT,
+            request_path TEXT,
+            request_body TEXT,
+            request_payload TEXT,
+            pivotal_id TEXT,
+            display_id INTEGER,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error_code TEXT,
+            error_message TEXT,
+            cells TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (pass, key)
+        );
+        CREATE INDEX rows_by_state ON rows (pass, state, line);
+        CREATE INDEX rows_by_run ON rows (run, pass, line);
+        CREATE TABLE invalid_rows (
+            run INTEGER NOT NULL,
+            pass TEXT NOT NULL,
+            line INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            key TEXT,
+            column_name TEXT,
+            code TEXT NOT NULL,
+            message TEXT NOT NULL,
+            cells TEXT NOT NULL
+        );
+        CREATE INDEX invalid_by_run ON invalid_rows (run, pass, line);
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            fingerprint TEXT,
+            planned INTEGER NOT NULL DEFAULT 0
+        );
+        """,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class RowState:
+    """A checkpoint row as the sending phase needs it."""
+
+    pass_name: str
+    key: str
+    line: int
+    state: str
+    customer_key: str | None
+    customer_ref: str | None
+    payload: dict[str, Any]
+    payload_hash: str
+    synced_payload: dict[str, Any] | None
+    request_method: str | None
+    request_path: str | None
+    request_body: dict[str, Any] | None
+    request_payload: dict[str, Any] | None
+    pivotal_id: str | None
+    display_id: int | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    resumed: bool
+    """True when this continues a run that did not finish."""
+    fingerprint: str | None
+    planned: bool
+
+
+def now_text() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Checkpoint:
+    """The SQLite checkpoint of one import (see the module docstring)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = path
+        self._nested = False
+        try:
+            self._db = sqlite3.connect(str(path), isolation_level=None)
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.execute("PRAGMA busy_timeout = 5000")
+            self._migrate()
+        except sqlite3.DatabaseError as error:
+            raise CheckpointError(
+                f"Cannot use the checkpoint {path}: {error}.",
+                "Pass another --checkpoint, or move this file away to start over.",
+            ) from error
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _migrate(self) -> None:
+        self._db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        applied = {row[0] for row in self._db.execute("SELECT name FROM migrations")}
+        for name, script in MIGRATIONS:
+            if name in applied:
+                continue
+            with self.transaction():
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute("INSERT INTO migrations VALUES (?, ?)", (name, now_text()))
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._nested:
+            yield
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    @contextmanager
+    def rolled_back(self) -> Iterator[None]:
+        """Everything inside is undone at the end (a dry run plans without keeping the plan)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        self._nested = True
+        try:
+            yield
+        finally:
+            self._nested = False
+            self._db.execute("ROLLBACK")
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def begin_run(self) -> Run:
+        """Continue the last run if it did not finish, else start a new one."""
+        row = self._db.execute(
+            "SELECT id, finished_at, fingerprint, planned FROM runs ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        if row is not None and row[1] is None:
+            return Run(row[0], True, row[2], bool(row[3]))
+        cursor = self._db.execute("INSERT INTO runs (started_at) VALUES (?)", (now_text(),))
+        assert cursor.lastrowid is not None
+        return Run(cursor.lastrowid, False, None, False)
+
+    def mark_planned(self, run: Run, fingerprint: str) -> None:
+        self._db.execute(
+            "UPDATE runs SET planned = 1, fingerprint = ? WHERE id = ?", (fingerprint, run.id)
+        )
+
+    def finish_run(self, run: Run) -> None:
+        self._db.execute("UPDATE runs SET finished_at = ? WHERE id = ?", (now_text(), run.id))
+
+    def latest_run(self) -> int | None:
+        row = self._db.execute("SELECT max(id) FROM runs").fetchone()
+        return row[0] if row else None
+
+    # -- planning ----------------------------------------------------------------------------
+
+    def forget_invalid(self, run: Run) -> None:
+        self._db.execute("DELETE FROM invalid_rows WHERE run = ?", (run.id,))
+
+    def record_invalid(self, run: Run, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Rows of (pass, line, source, key, column, code, message, cells_json)."""
+        self._db.executemany(
+            "INSERT INTO invalid_rows (run, pass, line, source, key, column_name, code, message, "
+            "cells) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ((run.id, *row) for row in rows),
+        )
+
+    def existing(self, pass_name: str, keys: list[str]) -> dict[str, tuple[str, str | None, str | None]]:
+        """For the given keys: state, synced hash and Pivotal id of rows already known."""
+        found: dict[str, tuple[str, str | None, str | None]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, state, synced_hash, pivotal_id in self._db.execute(
+                f"SELECT key, state, synced_hash, pivotal_id FROM rows "
+                f"WHERE pass = ? AND key IN ({marks})",
+                (pass_name, *chunk),
+            ):
+                found[key] = (state, synced_hash, pivotal_id)
+        return found
+
+    def upsert_planned(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Insert or refresh planned rows.
+
+        A row with an unanswered request (in flight, or failed without an answer) goes back to
+        `in_flight` and keeps that request: the next run re-sends it first, byte for byte.
+        """
+        self._db.executemany(
+            """
+            INSERT INTO rows (pass, key, line, source, run, state, action, customer_key,
+                customer_ref, payload, payload_hash, cells, error_code, error_message, updated_at)
+            VALUES (:pass, :key, :line, :source, :run, :state, :action, :customer_key,
+                :customer_ref, :payload, :payload_hash, :cells, :error_code, :error_message,
+                :updated_at)
+            ON CONFLICT (pass, key) DO UPDATE SET
+                line = excluded.line, source = excluded.source, run = excluded.run,
+                state = CASE WHEN rows.request_method IS NOT NULL THEN 'in_flight'
+                             ELSE excluded.state END,
+                action = CASE WHEN rows.request_method IS NOT NULL THEN rows.action
+                              ELSE coalesce(excluded.action, rows.action) END,
+                customer_key = excluded.customer_key, customer_ref = excluded.customer_ref,
+                payload = excluded.payload, payload_hash = excluded.payload_hash,
+                cells = excluded.cells,
+                error_code = CASE WHEN rows.request_method IS NOT NULL THEN rows.error_code
+                                  ELSE excluded.error_code END,
+                error_message = CASE WHEN rows.request_method IS NOT NULL THEN rows.error_message
+                                     ELSE excluded.error_message END,
+                updated_at = excluded.updated_at
+            """,
+            rows,
+        )
+
+    def customer_states(self, keys: Iterable[str]) -> dict[str, str]:
+        """The state of each customer key the checkpoint knows among `keys`."""
+        key_list = list(keys)
+        states: dict[str, str] = {}
+        for start in range(0, len(key_list), 500):
+            chunk = key_list[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, state in self._db.execute(
+                f"SELECT key, state FROM rows WHERE pass = 'customers' AND key IN ({marks})",
+                chunk,
+            ):
+                states[key] = state
+        return states
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def rows_to_send(self, pass_name: str, run: Run, batch: int = 1000) -> Iterator[RowState]:
+        """Pending and in-flight rows of this run in source order, read in batches."""
+        last_line = -1
+        while True:
+            rows = self._db.execute(
+                f"SELECT {_ROW_COLUMNS} FROM rows WHERE run = ? AND pass = ? AND state IN ('pending', 'in_flight') "
+                "AND line > ? ORDER BY line LIMIT ?",
+                (run.id, pass_name, last_line, batch),
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _row_state(row)
+            last_line = rows[-1][2]
+
+    def parent(self, customer_key: str) -> tuple[str, str | None, str | None]:
+        """State, Pivotal id and last error of a customer row (`missing` if unknown)."""
+        row = self._db.execute(
+            "SELECT state, pivotal_id, error_message FROM rows WHERE pass = 'customers' AND key = ?",
+            (customer_key,),
+        ).fetchone()
+        return (row[0], row[1], row[2]) if row else ("missing", None, None)
+
+    def key_of_pivotal_id(self, pass_name: str, pivotal_id: str) -> str | None:
+        row = self._db.execute(
+            "SELECT key FROM rows WHERE pass = ? AND pivotal_id = ?", (pass_name, pivotal_id)
+        ).fetchone()
+        return row[0] if row else None
+
+    def mark_in_flight(
+        self, row: RowState, method: str, path: str, body: dict[str, Any], target: dict[str, Any]
+    ) -> None:
+        """Record the request about to leave and the payload the row holds once it succeeds."""
+        self._db.execute(
+            "UPDATE rows SET state = 'in_flight', request_method = ?, request_path = ?, "
+            "request_body = ?, request_payload = ?, updated_at = ? WHERE pass = ? AND key = ?",
+            (method, path, _dump(body), _dump(target), now_text(), row.pass_name, row.key),
+        )
+
+    def mark_done(
+        self,
+        row: RowState,
+        action: str,
+        pivotal_id: str,
+        display_id: int | None,
+        attempts: int,
+        synced: dict[str, Any],
+        synced_hash: str,
+    ) -> None:
+        """The row now holds `synced` in Pivotal (for an adopted row: what we know of it)."""
+        self._db.execute(
+            "UPDATE rows SET state = 'done', action = ?, pivotal_id = ?, display_id = ?, "
+            "synced_payload = ?, synced_hash = ?, request_method = NULL, request_path = NULL, "
+            "request_body = NULL, request_payload = NULL, attempts = attempts + ?, "
+            "error_code = NULL, error_message = NULL, updated_at = ? WHERE pass = ? AND key = ?",
+            (action, pivotal_id, display_id, _dump(synced), synced_hash, attempts, now_text(),
+             row.pass_name, row.key),
+        )
+
+    def mark_failed(
+        self,
+        row: RowState,
+        state: str,
+        code: str,
+        message: str,
+        attempts: int,
+        *,
+        outcome_known: bool = True,
+    ) -> None:
+        """`failed` (the API refused it or never answered) or `skipped` (its customer failed).
+
+        When no answer came (`outcome_known=False`) the request is kept, so the next run
+        re-sends exactly it under the same idempotency key.
+        """
+        clear_request = _CLEAR_REQUEST if outcome_known else ""
+        self._db.execute(
+            "UPDATE rows SET state = ?, action = ?, attempts = attempts + ?, error_code = ?, "
+            f"error_message = ?, updated_at = ?{clear_request} "
+            "WHERE pass = ? AND key = ?",
+            (state, state, attempts, code, message, now_text(), row.pass_name, row.key),
+        )
+
+    def note_attempts(self, row: RowState, attempts: int, code: str, message: str) -> None:
+        """Remember attempts and the last error of a row whose outcome is still unknown."""
+        self._db.execute(
+            "UPDATE rows SET attempts = attempts + ?, error_code = ?, error_message = ?, "
+            "updated_at = ? WHERE pass = ? AND key = ?",
+            (attempts, code, message, now_text(), row.pass_name, row.key),
+        )
+
+    def row_state(self, pass_name: str, key: str) -> str:
+        row = self._db.execute(
+            "SELECT state FROM rows WHERE pass = ? AND key = ?", (pass_name, key)
+        ).fetchone()
+        return str(row[0]) if row else "missing"
+
+    def reload(self, row: RowState) -> RowState:
+        found = self._db.execute(
+            f"SELECT {_ROW_COLUMNS} FROM rows WHERE pass = ? AND key = ?", (row.pass_name, row.key)
+        ).fetchone()
+        return _row_state(found)
+
+    def set_action(self, row: RowState, action: str) -> None:
+        self._db.execute(
+            "UPDATE rows SET action = ? WHERE pass = ? AND key = ?", (action, row.pass_name, row.key)
+        )
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def action_counts(self, run: Run) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for pass_name, action, state, count in self._db.execute(
+            "SELECT pass, action, state, count(*) FROM rows WHERE run = ? GROUP BY 1, 2, 3",
+            (run.id,),
+        ):
+            bucket = counts.setdefault(pass_name, {})
+            label = action if state in ("done", "failed", "skipped") else state
+            bucket[label] = bucket.get(label, 0) + count
+        for pass_name, count in self._db.execute(
+            "SELECT pass, count(*) FROM invalid_rows WHERE run = ? GROUP BY 1", (run.id,)
+        ):
+            counts.setdefault(pass_name, {})["invalid"] = count
+        return counts
+
+    def invalid_count(self, run: Run) -> int:
+        row = self._db.execute("SELECT count(*) FROM invalid_rows WHERE run = ?", (run.id,))
+        return int(row.fetchone()[0])
+
+    def plan_counts(self, run: Run) -> dict[str, dict[str, int]]:
+        """Per pass, what a run would do: create, update, resend, unchanged, skipped, invalid."""
+        counts: dict[str, dict[str, int]] = {}
+        for pass_name, kind, count in self._db.execute(
+            "SELECT pass, CASE WHEN request_method IS NOT NULL THEN 'resend' "
+            "WHEN state = 'pending' AND pivotal_id IS NULL THEN 'create' "
+            "WHEN state = 'pending' THEN 'update' WHEN state = 'done' THEN 'unchanged' "
+            "ELSE state END, count(*) FROM rows WHERE run = ? GROUP BY 1, 2",
+            (run.id,),
+        ):
+            counts.setdefault(pass_name, {})[kind] = count
+        for pass_name, count in self._db.execute(
+            "SELECT pass, count(*) FROM invalid_rows WHERE run = ? GROUP BY 1", (run.id,)
+        ):
+            counts.setdefault(pass_name, {})["invalid"] = count
+        return counts
+
+    def pass_progress(self, run: Run, pass_name: str) -> tuple[int, int]:
+        """(rows of the pass in this run, rows already settled) for a progress bar."""
+        total, settled = self._db.execute(
+            "SELECT count(*), coalesce(sum(state NOT IN ('pending', 'in_flight')), 0) "
+            "FROM rows WHERE run = ? AND pass = ?",
+            (run.id, pass_name),
+        ).fetchone()
+        return int(total), int(settled)
+
+    def state_counts(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for pass_name, state, count in self._db.execute(
+            "SELECT pass, state, count(*) FROM rows GROUP BY 1, 2"
+        ):
+            counts.setdefault(pass_name, {})[state] = count
+        return counts
+
+    def last_errors(self, limit: int = 5) -> list[tuple[str, str, int, str, str]]:
+        """The most recent failures: (pass, key, line, code, message)."""
+        return list(
+            self._db.execute(
+                "SELECT pass, key, line, error_code, error_message FROM rows "
+                "WHERE error_code IS NOT NULL ORDER BY updated_at DESC LIMIT ?",
+                (limit,),
+            )
+        )
+
+    def problem_rows(self, run: Run) -> Iterator[tuple[str, int, str, str, str, dict[str, Any]]]:
+        """Invalid, failed and skipped rows of the run: (pass, line, code, message, state, cells)."""
+        for pass_name, line, code, message, cells in self._db.execute(
+            "SELECT pass, line, code, message, cells FROM invalid_rows WHERE run = ?", (run.id,)
+        ):
+            yield pass_name, line, code, message, "invalid", json.loads(cells)
+        for pass_name, line, code, message, state, cells in self._db.execute(
+            "SELECT pass, line, error_code, error_message, state, cells FROM rows "
+            "WHERE run = ? AND state IN ('failed', 'skipped')",
+            (run.id,),
+        ):
+            yield pass_name, line, code, message, state, json.loads(cells)
+
+    def result_rows(self, run: Run) -> Iterator[tuple[str, int, str | None, str, str | None, int | None]]:
+        """Every source row of the run: (pass, line, key, action, id, display_id)."""
+        for row in self._db.execute(
+            "SELECT pass, line, key, CASE WHEN state IN ('done', 'failed', 'skipped') THEN action "
+            "ELSE state END, pivotal_id, display_id FROM rows WHERE run = ? "
+            "UNION ALL SELECT pass, line, key, 'invalid', NULL, NULL FROM invalid_rows "
+            "WHERE run = ?",
+            (run.id, run.id),
+        ):
+            yield row
+
+
+_ROW_COLUMNS = (
+    "pass, key, line, state, customer_key, customer_ref, payload, payload_hash, synced_payload, "
+    "request_method, request_path, request_body, request_payload, pivotal_id, display_id, attempts"
+)
+_CLEAR_REQUEST = (
+    ", request_method = NULL, request_path = NULL, request_body = NULL, request_payload = NULL"
+)
+
+
+def _dump(document: Any) -> str:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def _load(text: str | None) -> Any:
+    return json.loads(text) if text is not None else None
+
+
+def _row_state(row: tuple[Any, ...]) -> RowState:
+    return RowState(
+        pass_name=row[0],
+        key=row[1],
+        line=row[2],
+        state=row[3],
+        customer_key=row[4],
+        customer_ref=row[5],
+        payload=json.loads(row[6]),
+        payload_hash=row[7],
+        synced_payload=_load(row[8]),
+        request_method=row[9],
+        request_path=row[10],
+        request_body=_load(row[11]),
+        request_payload=_load(row[12]),
+        pivotal_id=row[13],
+        display_id=row[14],
+        attempts=row[15],
+    )

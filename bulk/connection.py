@@ -1,0 +1,57 @@
+"""Opening the API for a command: the real one, or the embedded sandbox started in-process."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from bulk.client import PivotalClient
+from bulk.errors import SandboxError, UsageError
+from bulk.sandbox import EXAMPLE_KEY, SandboxConfig, start_sandbox
+from bulk.settings import ConnectionSettings
+
+EMBEDDED_RATE_LIMIT = 600
+"""The embedded sandbox answers like a paid plan (600/min), so the demo runs in seconds."""
+
+
+@asynccontextmanager
+async def open_client(settings: ConnectionSettings) -> AsyncIterator[PivotalClient]:
+    """A client for the configured API; with `sandbox`, start the embedded one first."""
+    async with AsyncExitStack() as stack:
+        base_url, api_key = settings.base_url, settings.api_key
+        if settings.sandbox:
+            base_url = await stack.enter_async_context(_embedded_sandbox(settings))
+            api_key = api_key or EXAMPLE_KEY
+        if not api_key:
+            raise UsageError(
+                "No API key.",
+                "Pass --api-key, set PIVOTAL_API_KEY, or add --sandbox to try bulk locally.",
+            )
+        yield await stack.enter_async_context(
+            PivotalClient(
+                base_url,
+                api_key,
+                concurrency=settings.concurrency,
+                rate_limit=settings.rate_limit,
+                timeout_s=settings.timeout_s,
+            )
+        )
+
+
+@asynccontextmanager
+async def _embedded_sandbox(settings: ConnectionSettings) -> AsyncIterator[str]:
+    settings.sandbox_db.parent.mkdir(parents=True, exist_ok=True)
+    config = SandboxConfig(
+        db_path=settings.sandbox_db,
+        rate_limit=EMBEDDED_RATE_LIMIT,
+        test_rate_limit=EMBEDDED_RATE_LIMIT,
+    )
+    try:
+        sandbox = await start_sandbox(config)
+    except (OSError, sqlite3.DatabaseError) as error:
+        raise SandboxError(f"The embedded sandbox could not start: {error}.") from error
+    try:
+        yield sandbox.base_url
+    finally:
+        await sandbox.stop()

@@ -1,0 +1,448 @@
+"""`bulk import`: validate every row, then three passes — customers, contacts, onboardings.
+
+Exactly once: every POST carries an idempotency key derived from the row's identity, and the
+row is marked in flight (with the exact request) in the checkpoint before the request leaves.
+An answer marks it done; no answer leaves the request recorded, so the next attempt or the next
+run re-sends it byte for byte and the API replays the first result instead of creating twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import signal
+import time
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bulk.checkpoint import Checkpoint, RowState, Run
+from bulk.client import PivotalClient
+from bulk.connection import open_client
+from bulk.errors import (
+    ApiStatusError,
+    AuthenticationError,
+    BulkError,
+    NoResponseError,
+    ServerError,
+)
+from bulk.planning import PlanOutcome, fingerprint, open_sources, plan_import
+from bulk.progress import PassProgress, ProgressFactory
+from bulk.reports import ImportSummary, PlanSummary, write_errors_file, write_results_file
+from bulk.rows import payload_hash
+from bulk.settings import ImportSettings
+from bulk.sources import discover_sources
+
+COLLECTIONS = {"customers": "customers", "contacts": "contacts", "onboardings": "onboardings"}
+IN_USE_RETRIES = 10
+IN_USE_WAIT_S = 1.0
+
+
+@dataclass
+class ImportOutcome:
+    """What a run did: its summary, the exit code it earns, and what to tell the user."""
+
+    summary: ImportSummary
+    exit_code: int
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    plan: PlanSummary | None = None
+    errors_file: Path | None = None
+    results_file: Path | None = None
+
+
+def idempotency_key(pass_name: str, key: str) -> str:
+    """Stable across runs and machines: the same row always sends the same key."""
+    digest = hashlib.sha256(f"{pass_name}\x00{key}".encode()).hexdigest()[:40]
+    return f"bulk-{pass_name}-{digest}"
+
+
+def changed_fields(synced: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """The PATCH body turning `synced` into `payload`; a field no longer set is cleared."""
+    body = {name: value for name, value in payload.items() if synced.get(name) != value}
+    body.update({name: None for name in synced if name not in payload})
+    return body
+
+
+async def run_import(
+    settings: ImportSettings, progress: ProgressFactory | None = None
+) -> ImportOutcome:
+    """Plan, then send, then report; the checkpoint makes every step resumable."""
+    started = time.monotonic()
+    progress = progress or ProgressFactory(quiet=True)
+    sources = open_sources(discover_sources(settings.folders, dict(settings.files)), settings)
+    dry_run_in_memory = settings.dry_run and not settings.checkpoint.exists()
+    checkpoint = Checkpoint(":memory:" if dry_run_in_memory else settings.checkpoint)
+    try:
+        if settings.dry_run:
+            return _dry_run(checkpoint, sources, settings, started)
+        run = checkpoint.begin_run()
+        plan = _plan_if_needed(checkpoint, run, sources, settings)
+        if settings.strict and plan.invalid:
+            return _finish(checkpoint, run, settings, started, plan, None, exit_code=2,
+                           error=f"{plan.invalid} invalid rows and --strict: nothing was sent.")
+        return await _send_all(checkpoint, run, settings, started, plan, progress)
+    finally:
+        checkpoint.close()
+
+
+def _plan_if_needed(
+    checkpoint: Checkpoint, run: Run, sources: list[Any], settings: ImportSettings
+) -> PlanOutcome:
+    """Resuming with unchanged sources skips re-reading them: the plan is already stored."""
+    current = fingerprint(sources, settings)
+    if run.resumed and run.planned and run.fingerprint == current:
+        return PlanOutcome(invalid=checkpoint.invalid_count(run))
+    plan = plan_import(checkpoint, run, sources, settings)
+    checkpoint.mark_planned(run, current)
+    return plan
+
+
+def _dry_run(
+    checkpoint: Checkpoint, sources: list[Any], settings: ImportSettings, started: float
+) -> ImportOutcome:
+    with checkpoint.rolled_back():
+        run = checkpoint.begin_run()
+        plan = plan_import(checkpoint, run, sources, settings)
+        summary = PlanSummary.from_counts(
+            checkpoint.plan_counts(run), settings.connection.rate_limit
+        )
+        outcome = _outcome(checkpoint, run, settings, started, plan, None,
+                           exit_code=1 if plan.invalid else 0)
+    outcome.plan = summary
+    return outcome
+
+
+async def _send_all(
+    checkpoint: Checkpoint,
+    run: Run,
+    settings: ImportSettings,
+    started: float,
+    plan: PlanOutcome,
+    progress: ProgressFactory,
+) -> ImportOutcome:
+    stop = asyncio.Event()
+    client: PivotalClient | None = None
+    error: BulkError | None = None
+    with _stop_on_interrupt(stop):
+        try:
+            async with open_client(settings.connection) as client:
+                await client.me()  # a bad key or an unreachable API stops here, before any write
+                for pass_name in settings.passes:
+                    if stop.is_set():
+                        break
+                    bar = progress.for_pass(pass_name, *checkpoint.pass_progress(run, pass_name))
+                    with bar:
+                        await PassRunner(client, checkpoint, run, pass_name, settings, bar, stop).run()
+        except (AuthenticationError, NoResponseError) as refused:
+            error = refused
+    if error is not None:
+        return _finish(checkpoint, run, settings, started, plan, client, exit_code=3,
+                       error=f"The API refused the run: {error}. The checkpoint is saved; "
+                             "run the same command again to resume.")
+    if stop.is_set():
+        return _finish(checkpoint, run, settings, started, plan, client, exit_code=130,
+                       error="Interrupted. The checkpoint is saved; run the same command again "
+                             "to resume.")
+    checkpoint.finish_run(run)
+    return _finish(checkpoint, run, settings, started, plan, client, exit_code=None)
+
+
+def _finish(
+    checkpoint: Checkpoint,
+    run: Run,
+    settings: ImportSettings,
+    started: float,
+    plan: PlanOutcome,
+    client: PivotalClient | None,
+    *,
+    exit_code: int | None,
+    error: str | None = None,
+) -> ImportOutcome:
+    outcome = _outcome(checkpoint, run, settings, started, plan, client, exit_code, error)
+    outcome.errors_file = write_errors_file(checkpoint, run, settings.errors_file)
+    outcome.results_file = write_results_file(checkpoint, run, settings.results_file)
+    return outcome
+
+
+def _outcome(
+    checkpoint: Checkpoint,
+    run: Run,
+    settings: ImportSettings,
+    started: float,
+    plan: PlanOutcome,
+    client: PivotalClient | None,
+    exit_code: int | None,
+    error: str | None = None,
+) -> ImportOutcome:
+    summary = ImportSummary.from_counts(
+        checkpoint.action_counts(run),
+        settings.passes,
+        client.stats if client is not None else None,
+        time.monotonic() - started,
+    )
+    if exit_code is None:
+        exit_code = 1 if summary.has_problems else 0
+    return ImportOutcome(summary, exit_code, plan.warnings, error)
+
+
+class _stop_on_interrupt:
+    """Ctrl-C (or SIGTERM) sets `stop`: no new request starts, in-flight ones finish."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self.stop = stop
+        self.installed: list[int] = []
+
+    def __enter__(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, self.stop.set)
+                self.installed.append(signum)
+
+    def __exit__(self, *exc: object) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in self.installed:
+            loop.remove_signal_handler(signum)
+
+
+class PassRunner:
+    """Sends one pass's pending rows with `concurrency` workers, in source order."""
+
+    def __init__(
+        self,
+        client: PivotalClient,
+        checkpoint: Checkpoint,
+        run: Run,
+        pass_name: str,
+        settings: ImportSettings,
+        bar: PassProgress,
+        stop: asyncio.Event,
+    ) -> None:
+        self.client = client
+        self.checkpoint = checkpoint
+        self.run_ = run
+        self.pass_name = pass_name
+        self.settings = settings
+        self.bar = bar
+        self.stop = stop
+        self.conflicts = ConflictResolver(client, checkpoint)
+
+    async def run(self) -> None:
+        concurrency = self.settings.connection.concurrency
+        queue: asyncio.Queue[RowState | None] = asyncio.Queue(maxsize=concurrency * 2)
+        workers = [asyncio.create_task(self._worker(queue)) for _ in range(concurrency)]
+        try:
+            for row in self.checkpoint.rows_to_send(self.pass_name, self.run_):
+                if self.stop.is_set() or any(worker.done() for worker in workers):
+                    break
+                await queue.put(row)
+        finally:
+            for _ in workers:
+                await queue.put(None)
+            results = await asyncio.gather(*workers, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _worker(self, queue: asyncio.Queue[RowState | None]) -> None:
+        while (row := await queue.get()) is not None:
+            if self.stop.is_set():
+                continue
+            await self.sync(row)
+            state = self.checkpoint.row_state(self.pass_name, row.key)
+            self.bar.advance(failed=state in ("failed", "skipped"))
+
+    async def sync(self, row: RowState) -> None:
+        """Bring one row to `done`, `failed` or `skipped`."""
+        if row.request_method is not None:
+            await self._resend(row)
+        elif row.pivotal_id is None:
+            await self._create(row)
+        else:
+            await self._update(row)
+
+    async def _resend(self, row: RowState) -> None:
+        """A request from before whose answer never came: send exactly it again."""
+        assert row.request_path is not None and row.request_body is not None
+        action = "created" if row.request_method == "POST" else "updated"
+        target = row.request_payload or row.payload
+        await self._send(row, row.request_method or "POST", row.request_path, row.request_body,
+                         target, action)
+        fresh = self.checkpoint.reload(row)
+        if fresh.state == "done" and fresh.synced_payload != fresh.payload:
+            await self._update(fresh)
+
+    async def _create(self, row: RowState) -> None:
+        body = dict(row.payload)
+        if self.pass_name == "customers":
+            path = "/customers"
+        else:
+            parent_id = self._parent_id(row)
+            if parent_id is None:
+                return
+            if self.pass_name == "contacts":
+                path = f"/customers/{parent_id}/contacts"
+            else:
+                path = "/onboardings"
+                body["customer_id"] = parent_id
+        await self._send(row, "POST", path, body, row.payload, "created")
+
+    async def _update(self, row: RowState) -> None:
+        assert row.pivotal_id is not None
+        synced = row.synced_payload or {}
+        body = dict(row.payload) if self.settings.force else changed_fields(synced, row.payload)
+        if not body:
+            self.checkpoint.mark_done(row, "unchanged", row.pivotal_id, row.display_id, 0,
+                                      row.payload, payload_hash(row.payload))
+            return
+        path = f"/{COLLECTIONS[self.pass_name]}/{row.pivotal_id}"
+        await self._send(row, "PATCH", path, body, row.payload, "updated")
+
+    def _parent_id(self, row: RowState) -> str | None:
+        """The customer's Pivotal id, or None after marking the row skipped."""
+        if row.customer_ref is not None:
+            return row.customer_ref
+        assert row.customer_key is not None
+        state, pivotal_id, error = self.checkpoint.parent(row.customer_key)
+        if state == "done" and pivotal_id is not None:
+            return pivotal_id
+        reason = f"customer '{row.customer_key}' is {state}" + (f": {error}" if error else "")
+        self.checkpoint.mark_failed(row, "skipped", "customer_not_imported", reason, 0)
+        return None
+
+    async def _send(
+        self,
+        row: RowState,
+        method: str,
+        path: str,
+        body: dict[str, Any],
+        target: dict[str, Any],
+        action: str,
+    ) -> None:
+        self.checkpoint.mark_in_flight(row, method, path, body, target)
+        key = idempotency_key(self.pass_name, row.key) if method == "POST" else None
+        try:
+            response = await self._request(method, path, body, key)
+        except (AuthenticationError, NoResponseError):
+            raise  # the run stops; the request stays recorded and is re-sent next time
+        except ServerError as error:
+            self.checkpoint.mark_failed(row, "failed", error.code, _no_answer(error),
+                                        _attempts(error), outcome_known=False)
+        except ApiStatusError as error:
+            adopted = await self.conflicts.resolve(row, error, target)
+            if adopted is None:
+                self.checkpoint.mark_failed(row, "failed", error.code, error.api_message,
+                                            _attempts(error))
+            else:
+                self.checkpoint.mark_done(row, "adopted", adopted.id, adopted.display_id,
+                                          _attempts(error), adopted.synced, payload_hash(adopted.synced))
+                fresh = self.checkpoint.reload(row)
+                if fresh.synced_payload != fresh.payload:
+                    await self._update(fresh)
+                    self.checkpoint.set_action(row, "adopted")
+        else:
+            self.checkpoint.mark_done(row, action, str(response.body["id"]),
+                                      _display_id(response.body), response.attempts, target,
+                                      payload_hash(target))
+
+    async def _request(
+        self, method: str, path: str, body: dict[str, Any], key: str | None
+    ) -> Any:
+        """One request; `idempotency_key_in_use` (a twin still running) waits and retries."""
+        for attempt in range(IN_USE_RETRIES):
+            try:
+                return await self.client.request(method, path, json=body, idempotency_key=key)
+            except ApiStatusError as error:
+                if error.code != "idempotency_key_in_use" or attempt == IN_USE_RETRIES - 1:
+                    raise
+                await asyncio.sleep(IN_USE_WAIT_S)
+        raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class Adoption:
+    id: str
+    display_id: int | None
+    synced: dict[str, Any]
+    """What Pivotal holds of the row's fields."""
+
+
+class ConflictResolver:
+    """`slug_taken` and `email_taken`: adopt our own record, report someone else's."""
+
+    def __init__(self, client: PivotalClient, checkpoint: Checkpoint) -> None:
+        self.client = client
+        self.checkpoint = checkpoint
+        self._customers_by_slug: dict[str, dict[str, Any]] | None = None
+
+    async def resolve(
+        self, row: RowState, error: ApiStatusError, target: dict[str, Any]
+    ) -> Adoption | None:
+        if error.code == "slug_taken" and row.pass_name == "customers":
+            return await self._adopt_customer(row, error, target)
+        if error.code == "email_taken" and row.pass_name == "contacts":
+            return await self._adopt_contact(row, error, target)
+        return None
+
+    async def _adopt_customer(
+        self, row: RowState, error: ApiStatusError, target: dict[str, Any]
+    ) -> Adoption | None:
+        slug = str(target.get("slug", ""))
+        holder = await self._customer_with_slug(slug)
+        if holder is None:
+            return None
+        owner = (holder.get("metadata") or {}).get("external_id")
+        if owner != row.key:
+            error.api_message = (
+                f"slug '{slug}' belongs to customer {holder.get('id')} "
+                f"(external_id {owner!r}), not to external_id '{row.key}'"
+            )
+            return None
+        return _adoption(holder, target)
+
+    async def _customer_with_slug(self, slug: str) -> dict[str, Any] | None:
+        """Walk the customer list once per run (there is no slug lookup), then use the index."""
+        if self._customers_by_slug is None or slug not in self._customers_by_slug:
+            self._customers_by_slug = {
+                str(customer.get("slug")): customer
+                async for customer in self.client.iterate("/customers")
+            }
+        return self._customers_by_slug.get(slug)
+
+    async def _adopt_contact(
+        self, row: RowState, error: ApiStatusError, target: dict[str, Any]
+    ) -> Adoption | None:
+        email = str(target.get("email", "")).lower()
+        path = (row.request_path or "").removesuffix("/contacts")
+        async for contact in self.client.iterate(f"{path}/contacts"):
+            if str(contact.get("email", "")).lower() != email:
+                continue
+            owner = self.checkpoint.key_of_pivotal_id("contacts", str(contact.get("id")))
+            if owner is not None and owner != row.key:
+                error.api_message = (
+                    f"email '{email}' belongs to contact {contact.get('id')} of row '{owner}'"
+                )
+                return None
+            return _adoption(contact, target)
+        return None
+
+
+def _adoption(record: dict[str, Any], target: dict[str, Any]) -> Adoption:
+    synced = {name: record[name] for name in target if name in record}
+    return Adoption(str(record["id"]), _display_id(record), synced)
+
+
+def _display_id(body: dict[str, Any]) -> int | None:
+    value = body.get("display_id")
+    return value if isinstance(value, int) else None
+
+
+def _attempts(error: BaseException) -> int:
+    return int(getattr(error, "attempts", 1))
+
+
+def _no_answer(error: BaseException) -> str:
+    return f"{error} (no usable answer after {_attempts(error)} attempts; run again to retry)"
+

@@ -1,0 +1,214 @@
+"""Validate-first: read every source row, check it, and record the plan in the checkpoint.
+
+Nothing is sent here. Each valid row lands in the checkpoint as `pending` (to create or to
+update), `done` (unchanged since it was last synced) or `skipped` (its customer is invalid);
+each invalid row lands in `invalid_rows` with its line, column and reason. Files stream in
+batches, so memory stays flat however large the source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bulk.checkpoint import Checkpoint, Run, now_text
+from bulk.rows import PlannedRow, RowPlanner, RowProblem, payload_hash
+from bulk.settings import PASSES, ImportSettings
+from bulk.sources import Source, SourceFile, open_source
+
+BATCH_ROWS = 20_000
+
+
+@dataclass
+class OpenSource:
+    file: SourceFile
+    source: Source
+    planner: RowPlanner
+
+
+@dataclass
+class PlanOutcome:
+    warnings: list[str] = field(default_factory=list)
+    invalid: int = 0
+
+
+def open_sources(files: Sequence[SourceFile], settings: ImportSettings) -> list[OpenSource]:
+    """Open every source and check its header before any row is read (file errors first)."""
+    opened = []
+    for file in sorted(files, key=lambda f: PASSES.index(f.pass_name)):
+        if file.pass_name not in settings.passes:
+            continue
+        source = open_source(file, encoding=settings.encoding)
+        planner = RowPlanner(file.pass_name, source.columns, settings.mapping)
+        opened.append(OpenSource(file, source, planner))
+    return opened
+
+
+def fingerprint(sources: Sequence[OpenSource], settings: ImportSettings) -> str:
+    """Changes whenever a source file or an option that shapes the plan changes."""
+    parts: list[Any] = [sorted(settings.mapping.items()), settings.encoding, settings.force]
+    for opened in sources:
+        stat = opened.file.path.stat()
+        parts.append([opened.file.pass_name, str(opened.file.path.resolve()), stat.st_size,
+                      stat.st_mtime_ns])
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def plan_import(
+    checkpoint: Checkpoint, run: Run, sources: Sequence[OpenSource], settings: ImportSettings
+) -> PlanOutcome:
+    """Record every source row's plan in the checkpoint for this run."""
+    outcome = PlanOutcome()
+    checkpoint.forget_invalid(run)
+    customer_lines: dict[str, int] = {}
+    invalid_customers: dict[str, int] = {}
+    for opened in sources:
+        if opened.planner.unknown_columns:
+            outcome.warnings.append(
+                f"{opened.file.path.name}: ignoring unknown columns "
+                + ", ".join(repr(c) for c in opened.planner.unknown_columns)
+            )
+        planner = _PassPlanner(checkpoint, run, opened, settings, customer_lines, invalid_customers)
+        outcome.invalid += planner.plan_all()
+    return outcome
+
+
+class _PassPlanner:
+    """Plans one source file, batch by batch."""
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        run: Run,
+        opened: OpenSource,
+        settings: ImportSettings,
+        customer_lines: dict[str, int],
+        invalid_customers: dict[str, int],
+    ) -> None:
+        self.checkpoint = checkpoint
+        self.run = run
+        self.opened = opened
+        self.pass_name = opened.file.pass_name
+        self.settings = settings
+        self.customer_lines = customer_lines
+        """Valid customer keys of this source and their lines (customers are planned first)."""
+        self.invalid_customers = invalid_customers
+        self.seen: dict[str, int] = customer_lines if self.pass_name == "customers" else {}
+
+    def plan_all(self) -> int:
+        invalid = 0
+        for records in self.opened.source.batches(BATCH_ROWS):
+            planned: list[PlannedRow] = []
+            problems: list[tuple[Any, ...]] = []
+            for record in records:
+                result = self.opened.planner.plan(record)
+                problem = result if isinstance(result, RowProblem) else self._cross_check(result)
+                if problem is None:
+                    assert isinstance(result, PlannedRow)
+                    self.seen[result.key] = result.line
+                    planned.append(result)
+                else:
+                    problems.append(self._invalid(problem, result))
+            known_parents = self._checkpoint_parents(planned)
+            with self.checkpoint.transaction():
+                self.checkpoint.upsert_planned(self._rows(planned, known_parents))
+                self.checkpoint.record_invalid(self.run, problems)
+            invalid += len(problems)
+        return invalid
+
+    def _cross_check(self, row: PlannedRow) -> RowProblem | None:
+        """Duplicate keys within the file; children whose customer is nowhere to be found."""
+        if row.key in self.seen:
+            if self.pass_name == "onboardings" and "external_id" not in row.cells:
+                message = (
+                    f"a second onboarding for customer '{row.key}' (first on line "
+                    f"{self.seen[row.key]}); add an external_id column to import several "
+                    "onboardings per customer"
+                )
+            else:
+                message = f"external_id '{row.key}' already appears on line {self.seen[row.key]}"
+            return _problem(row, "external_id", "duplicate_key", message)
+        return None
+
+    def _checkpoint_parents(self, rows: Iterable[PlannedRow]) -> Mapping[str, str]:
+        unknown = {
+            row.customer_key
+            for row in rows
+            if row.customer_key is not None
+            and row.customer_key not in self.customer_lines
+            and row.customer_key not in self.invalid_customers
+        }
+        return self.checkpoint.customer_states(unknown) if unknown else {}
+
+    def _rows(
+        self, planned: Iterable[PlannedRow], known_parents: Mapping[str, str]
+    ) -> Iterable[dict[str, Any]]:
+        keys = [row.key for row in planned]
+        existing = self.checkpoint.existing(self.pass_name, keys)
+        now = now_text()
+        for row in planned:
+            digest = payload_hash(row.payload)
+            state, action, code, message = self._state(
+                row, digest, existing.get(row.key), known_parents
+            )
+            if state == "invalid":
+                self.checkpoint.record_invalid(
+                    self.run, [self._invalid(_problem(row, "customer_external_id", code, message), row)]
+                )
+                continue
+            yield {
+                "pass": self.pass_name, "key": row.key, "line": row.line,
+                "source": self.opened.file.path.name, "run": self.run.id, "state": state,
+                "action": action, "customer_key": row.customer_key,
+                "customer_ref": row.customer_ref, "payload": _dump(row.payload),
+                "payload_hash": digest, "cells": _dump(row.cells),
+                "error_code": code, "error_message": message, "updated_at": now,
+            }
+
+    def _state(
+        self,
+        row: PlannedRow,
+        digest: str,
+        existing: tuple[str, str | None, str | None] | None,
+        known_parents: Mapping[str, str],
+    ) -> tuple[str, str | None, str | None, str | None]:
+        """(state, action, error code, error message) for a valid row."""
+        parent = row.customer_key
+        if parent is not None and parent not in self.customer_lines:
+            if parent in self.invalid_customers:
+                return ("skipped", "skipped", "customer_invalid",
+                        f"customer '{parent}' is invalid (line {self.invalid_customers[parent]})")
+            if parent not in known_parents:
+                return ("invalid", None, "unknown_customer",
+                        f"customer_external_id '{parent}' is neither in the customers source "
+                        "nor known to the checkpoint")
+        if existing is None:
+            return "pending", None, None, None
+        state, synced_hash, _ = existing
+        if state == "done" and synced_hash == digest and not self.settings.force:
+            return "done", None if self.run.resumed else "unchanged", None, None
+        return "pending", None, None, None
+
+    def _invalid(self, problem: RowProblem, row: PlannedRow | RowProblem) -> tuple[Any, ...]:
+        key = row.key if isinstance(row, PlannedRow) else _cell_key(problem)
+        if self.pass_name == "customers" and key is not None:
+            self.invalid_customers.setdefault(key, problem.line)
+        return (
+            self.pass_name, problem.line, self.opened.file.path.name, key, problem.column,
+            problem.code, problem.message, _dump(problem.cells),
+        )
+
+
+def _cell_key(problem: RowProblem) -> str | None:
+    return problem.cells.get("external_id")
+
+
+def _problem(row: PlannedRow, column: str, code: str, message: str) -> RowProblem:
+    return RowProblem(row.pass_name, row.line, column, code, message, row.cells)
+
+
+def _dump(document: Any) -> str:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True)

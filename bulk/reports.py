@@ -1,0 +1,174 @@
+"""What an import tells people and machines: the summary, the JSON report, the errors and
+results files — all computed from the checkpoint, so they always agree with it."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from bulk.checkpoint import Checkpoint, Run
+
+COUNTED = ("created", "updated", "unchanged", "adopted", "failed", "skipped", "invalid")
+PLANNED = ("create", "update", "resend", "unchanged", "skipped", "invalid")
+DEFAULT_RATE_PER_MIN = 60
+
+
+class RequestStats(Protocol):
+    requests: int
+    retries: int
+    rate_limited: int
+
+
+@dataclass
+class PassCounts:
+    total: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    adopted: int = 0
+    failed: int = 0
+    skipped: int = 0
+    invalid: int = 0
+    pending: int = 0
+    """Rows not settled yet (an interrupted run)."""
+
+
+@dataclass
+class ImportSummary:
+    passes: dict[str, PassCounts]
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    elapsed_s: float = 0.0
+
+    @classmethod
+    def from_counts(
+        cls,
+        counts: dict[str, dict[str, int]],
+        passes: tuple[str, ...],
+        stats: RequestStats | None,
+        elapsed_s: float,
+    ) -> ImportSummary:
+        summary = cls({name: _pass_counts(counts.get(name, {})) for name in passes})
+        if stats is not None:
+            summary.requests, summary.retries = stats.requests, stats.retries
+            summary.rate_limited = stats.rate_limited
+        summary.elapsed_s = round(elapsed_s, 3)
+        return summary
+
+    @property
+    def has_problems(self) -> bool:
+        return any(c.failed or c.skipped or c.invalid or c.pending for c in self.passes.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def render(self) -> str:
+        rows = [(name, *(getattr(c, column) for column in ("total", *COUNTED)))
+                for name, c in self.passes.items()]
+        table = _table(("pass", "total", *COUNTED), rows)
+        return (f"{table}\nrequests {self.requests}, retries {self.retries}, "
+                f"rate-limited {self.rate_limited}, elapsed {self.elapsed_s:.1f} s")
+
+
+@dataclass
+class PlanSummary:
+    """What a dry run found: per pass the planned actions, and the requests and time it needs."""
+
+    passes: dict[str, dict[str, int]]
+    requests: int
+    rate_per_min: int
+    eta_s: float
+    rate_is_default: bool = field(default=False)
+
+    @classmethod
+    def from_counts(cls, counts: dict[str, dict[str, int]], rate_limit: int | None) -> PlanSummary:
+        passes = {name: {kind: counts.get(name, {}).get(kind, 0) for kind in PLANNED}
+                  for name in counts}
+        requests = sum(c["create"] + c["update"] + c["resend"] for c in passes.values())
+        rate = rate_limit or DEFAULT_RATE_PER_MIN
+        # a sliding window admits a full window's worth at once, then `rate` per minute
+        eta_s = max(requests - rate, 0) * 60 / rate
+        return cls(passes, requests, rate, eta_s, rate_limit is None)
+
+    def render(self) -> str:
+        rows = [(name, *(c[kind] for kind in PLANNED)) for name, c in self.passes.items()]
+        note = " (the API's default; pass --rate-limit to change)" if self.rate_is_default else ""
+        return (f"{_table(('pass', *PLANNED), rows)}\n{self.requests} write requests; about "
+                f"{_duration(self.eta_s)} at {self.rate_per_min} requests/min{note}. "
+                "Dry run: nothing was sent.")
+
+
+def write_errors_file(checkpoint: Checkpoint, run: Run, path: Path) -> Path | None:
+    """Every invalid, failed or skipped row with its original columns and why; None if none."""
+    columns: dict[str, None] = {}
+    count = 0
+    for *_, cells in checkpoint.problem_rows(run):
+        columns.update(dict.fromkeys(cells))
+        count += 1
+    if count == 0:
+        path.unlink(missing_ok=True)
+        return None
+    header = ["_pass", "_line", *columns, "_state", "_error_code", "_error_message"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(header)
+        for pass_name, line, code, message, state, cells in sorted(
+            checkpoint.problem_rows(run), key=lambda row: (_pass_order(row[0]), row[1])
+        ):
+            writer.writerow([pass_name, line, *(cells.get(c) for c in columns), state, code,
+                             message])
+    return path
+
+
+def write_results_file(checkpoint: Checkpoint, run: Run, path: Path) -> Path:
+    """One line per source row, in source order: what happened and the Pivotal ids."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["pass", "_line", "external_id", "action", "id", "display_id"])
+        writer.writerows(
+            sorted(checkpoint.result_rows(run), key=lambda row: (_pass_order(row[0]), row[1]))
+        )
+    return path
+
+
+def write_report(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+
+def _pass_counts(counts: dict[str, int]) -> PassCounts:
+    result = PassCounts(total=sum(counts.values()))
+    for label, count in counts.items():
+        if label in ("pending", "in_flight"):
+            result.pending += count
+        elif hasattr(result, label):
+            setattr(result, label, getattr(result, label) + count)
+    return result
+
+
+def _pass_order(name: str) -> int:
+    order = ("customers", "contacts", "onboardings")
+    return order.index(name) if name in order else len(order)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
+    cells = [tuple(str(v) for v in header), *(tuple(str(v) for v in row) for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths)))
+        for row in cells
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,74 @@
+"""Frozen settings for each command, built by the CLI and passed to one library function."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+DEFAULT_BASE_URL = "https://my.pivotal.app/api/v1"
+DEFAULT_CONCURRENCY = 4
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_SANDBOX_DB = Path(".bulk/sandbox.sqlite")
+DEFAULT_CHECKPOINT = Path("bulk-import.sqlite")
+PASSES = ("customers", "contacts", "onboardings")
+
+
+def _mask(key: str | None) -> str:
+    return "None" if key is None else "'***'"
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Where the API is and how hard to push it. The key is masked in every repr."""
+
+    api_key: str | None = field(default=None, repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    sandbox: bool = False
+    """Start the embedded sandbox in-process and talk to it."""
+    sandbox_db: Path = DEFAULT_SANDBOX_DB
+    concurrency: int = DEFAULT_CONCURRENCY
+    rate_limit: int | None = None
+    """Requests/min ceiling; None: learned from X-RateLimit-Limit."""
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+    def __repr__(self) -> str:
+        return (
+            f"ConnectionSettings(api_key={_mask(self.api_key)}, base_url={self.base_url!r}, "
+            f"sandbox={self.sandbox}, concurrency={self.concurrency}, "
+            f"rate_limit={self.rate_limit}, timeout_s={self.timeout_s})"
+        )
+
+
+@dataclass(frozen=True)
+class ImportSettings:
+    connection: ConnectionSettings
+    folders: tuple[Path, ...] = ()
+    files: Mapping[str, Path] = field(default_factory=lambda: MappingProxyType({}))
+    """Explicit files by pass (`--customers F`, ...)."""
+    checkpoint: Path = DEFAULT_CHECKPOINT
+    errors_path: Path | None = None
+    """Default: `<checkpoint name>.errors.csv` next to the checkpoint."""
+    results_path: Path | None = None
+    report_path: Path | None = None
+    passes: tuple[str, ...] = PASSES
+    mapping: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Field name → column name (`--map FIELD=COLUMN`)."""
+    encoding: str | None = None
+    dry_run: bool = False
+    strict: bool = False
+    force: bool = False
+    quiet: bool = False
+
+    def sibling(self, suffix: str) -> Path:
+        """A file next to the checkpoint: `bulk-import.sqlite` → `bulk-import<suffix>`."""
+        return self.checkpoint.with_name(self.checkpoint.stem + suffix)
+
+    @property
+    def errors_file(self) -> Path:
+        return self.errors_path or self.sibling(".errors.csv")
+
+    @property
+    def results_file(self) -> Path:
+        return self.results_path or self.sibling(".results.csv")
