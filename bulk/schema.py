@@ -192,7 +192,10 @@ def parse_timestamp(text: str, *, assume_utc: bool = False) -> datetime:
         if not assume_utc:
             raise ValueError(f"{text!r} has no time zone")
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is out of range") from None
 
 
 def epoch_ms(moment: datetime) -> int:

@@ -1,9 +1,9 @@
 """A local Pivotal API (aiohttp + SQLite) that behaves like the real one, for demos and tests.
 
-    from bulk.sandbox import SandboxConfig, running_sandbox
+from bulk.sandbox import SandboxConfig, running_sandbox
 
-    async with running_sandbox(SandboxConfig(rate_limit=0)) as sandbox:
-        ...  # talk to sandbox.base_url with key "pivotal_<workspace>"
+async with running_sandbox(SandboxConfig(rate_limit=0)) as sandbox:
+    ...  # talk to sandbox.base_url with key "pivotal_<workspace>"
 """
 
 from .app import SandboxStats

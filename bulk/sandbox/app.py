@@ -53,6 +53,8 @@ class Call:
 
     caller: Caller
     key_prefix: str
+    key_id: str
+    """A stable id derived from the whole key by a one-way hash (never the key)."""
     path: Mapping[str, str]
     query: Mapping[str, str]
     body: object
@@ -96,26 +98,50 @@ class SandboxApp:
         routes: list[tuple[str, str, Operation]] = [
             ("GET", "/me", self._me),
             ("GET", "/customers", lambda c: _list(api.list(c.caller, "customer", c.query))),
-            ("POST", "/customers", lambda c: _created(api.create_customer(c.caller, c.body, c.now_ms))),
-            ("GET", "/customers/{ref}/contacts", lambda c: _list(
-                api.list(c.caller, "contact", c.query, customer_reference=c.path["ref"]))),
-            ("POST", "/customers/{ref}/contacts", lambda c: _created(
-                api.create_contact(c.caller, c.path["ref"], c.body, c.now_ms))),
-            ("GET", "/customers/{ref}/onboardings", lambda c: _list(
-                api.list(c.caller, "onboarding", c.query, customer_reference=c.path["ref"]))),
+            (
+                "POST",
+                "/customers",
+                lambda c: _created(api.create_customer(c.caller, c.body, c.now_ms)),
+            ),
+            (
+                "GET",
+                "/customers/{ref}/contacts",
+                lambda c: _list(
+                    api.list(c.caller, "contact", c.query, customer_reference=c.path["ref"])
+                ),
+            ),
+            (
+                "POST",
+                "/customers/{ref}/contacts",
+                lambda c: _created(api.create_contact(c.caller, c.path["ref"], c.body, c.now_ms)),
+            ),
+            (
+                "GET",
+                "/customers/{ref}/onboardings",
+                lambda c: _list(
+                    api.list(c.caller, "onboarding", c.query, customer_reference=c.path["ref"])
+                ),
+            ),
             ("GET", "/onboardings", lambda c: _list(api.list(c.caller, "onboarding", c.query))),
-            ("POST", "/onboardings", lambda c: _created(
-                api.create_onboarding(c.caller, c.body, c.now_ms))),
+            (
+                "POST",
+                "/onboardings",
+                lambda c: _created(api.create_onboarding(c.caller, c.body, c.now_ms)),
+            ),
         ]
         for object_name, collection in (
-            ("customer", "customers"), ("contact", "contacts"), ("onboarding", "onboardings")
+            ("customer", "customers"),
+            ("contact", "contacts"),
+            ("onboarding", "onboardings"),
         ):
             routes += _object_routes(api, object_name, collection)
         return routes
 
     # -- the pipeline ------------------------------------------------------------------------
 
-    def _endpoint(self, operation: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def _endpoint(
+        self, operation: Operation
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handler(request: web.Request) -> web.StreamResponse:
             return await self.serve(request, operation)
 
@@ -123,12 +149,25 @@ class SandboxApp:
 
     async def serve(self, request: web.Request, operation: Operation) -> web.StreamResponse:
         """Run one authenticated request through the whole pipeline."""
+        admitted = self._admit(request)
+        if isinstance(admitted, web.Response):
+            return admitted
+        caller, key, headers = admitted
+        try:
+            response = await self._perform(request, caller, key, operation, headers)
+        except ApiProblem as problem:
+            response = _problem_response(problem, headers)
+        self.stats.statuses[response.status] += 1
+        return response
+
+    def _admit(self, request: web.Request) -> tuple[Caller, str, dict[str, str]] | web.Response:
+        """Authenticate and count against the key's window: the caller, or the refusal."""
         try:
             caller, key = self._authenticate(request)
         except ApiProblem as problem:
             return _problem_response(problem, {})
         headers: dict[str, str] = {}
-        limit = self.config.test_rate_limit if not caller.livemode else self.config.rate_limit
+        limit = self.config.rate_limit if caller.livemode else self.config.test_rate_limit
         if limit > 0:
             decision = self.limiter.hit(key, limit, self.config.clock())
             headers = decision.headers()
@@ -136,18 +175,13 @@ class SandboxApp:
                 self.stats.rate_limited += 1
                 return _problem_response(_rate_limited(decision.retry_after_s), headers)
         self.stats.requests += 1
-        try:
-            response = await self._perform(request, caller, key[:12], operation, headers)
-        except ApiProblem as problem:
-            response = _problem_response(problem, headers)
-        self.stats.statuses[response.status] += 1
-        return response
+        return caller, key, headers
 
     async def _perform(
         self,
         request: web.Request,
         caller: Caller,
-        key_prefix: str,
+        key: str,
         operation: Operation,
         headers: dict[str, str],
     ) -> web.StreamResponse:
@@ -169,13 +203,23 @@ class SandboxApp:
             fault = self.faults.draw()
             if fault.before_work:
                 return self._fail(request, fault, headers)
-            call = Call(caller, key_prefix, request.match_info, request.query, body, self._now_ms())
+            call = Call(
+                caller,
+                key[:12],
+                _key_id(key),
+                request.match_info,
+                request.query,
+                body,
+                self._now_ms(),
+            )
             with self.store.transaction():
                 reply = operation(call)
                 if claim is not None and 200 <= reply.status < 300:
                     self.store.store_result(
                         *claim,
-                        StoredResult(_body_hash(body), reply.status, reply.text.encode(), call.now_ms),
+                        StoredResult(
+                            _body_hash(body), reply.status, reply.text.encode(), call.now_ms
+                        ),
                     )
             if fault.after_work:
                 return self._fail(request, fault, headers)
@@ -187,7 +231,9 @@ class SandboxApp:
     def _authenticate(self, request: web.Request) -> tuple[Caller, str]:
         header = request.headers.get("Authorization")
         if not header:
-            raise unauthenticated("missing_api_key", "Pass your API key as 'Authorization: Bearer <key>'.")
+            raise unauthenticated(
+                "missing_api_key", "Pass your API key as 'Authorization: Bearer <key>'."
+            )
         scheme, _, key = header.partition(" ")
         key = key.strip()
         match = _TEST_KEY.match(key) or _LIVE_KEY.match(key)
@@ -199,7 +245,9 @@ class SandboxApp:
 
     async def _read_body(self, request: web.Request) -> object:
         too_large = ApiProblem(
-            413, "invalid_request_error", "request_too_large",
+            413,
+            "invalid_request_error",
+            "request_too_large",
             f"The request body exceeds {self.config.max_body_bytes} bytes.",
         )
         if (request.content_length or 0) > self.config.max_body_bytes:
@@ -209,19 +257,22 @@ class SandboxApp:
         except web.HTTPRequestEntityTooLarge:
             raise too_large from None
         try:
-            return json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            return json.loads(raw, parse_constant=_reject_constant)
+        except (UnicodeDecodeError, ValueError, RecursionError):
             raise invalid(None, "invalid_json", "The request body is not valid JSON.") from None
 
     # -- idempotency -------------------------------------------------------------------------
 
-    def _idempotency_claim(self, request: web.Request, caller: Caller) -> tuple[str, str, str] | None:
+    def _idempotency_claim(
+        self, request: web.Request, caller: Caller
+    ) -> tuple[str, str, str] | None:
         key = request.headers.get("Idempotency-Key") if request.method == "POST" else None
         if key is None:
             return None
         if not key or len(key.encode()) > MAX_IDEMPOTENCY_KEY_BYTES:
             raise invalid(
-                "Idempotency-Key", "invalid_string",
+                "Idempotency-Key",
+                "invalid_string",
                 f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes.",
             )
         return caller.workspace, request.path, key
@@ -232,14 +283,18 @@ class SandboxApp:
             return None
         return stored
 
-    def _replay(self, stored: StoredResult, body_hash: str, headers: dict[str, str]) -> web.Response:
+    def _replay(
+        self, stored: StoredResult, body_hash: str, headers: dict[str, str]
+    ) -> web.Response:
         if stored.body_hash != body_hash:
             raise conflict(
                 "idempotency_key_reused",
                 "This Idempotency-Key was used with a different request body.",
             )
         self.stats.replays += 1
-        return _json_response(stored.status, stored.response, {**headers, "Idempotent-Replayed": "true"})
+        return _json_response(
+            stored.status, stored.response, {**headers, "Idempotent-Replayed": "true"}
+        )
 
     # -- faults and small endpoints ----------------------------------------------------------
 
@@ -255,7 +310,7 @@ class SandboxApp:
         me = {
             "object": "me",
             "api_key": {
-                "id": "key_" + hashlib.sha256(call.key_prefix.encode()).hexdigest()[:16],
+                "id": call.key_id,
                 "name": "Sandbox test key" if not call.caller.livemode else "Sandbox live key",
                 "prefix": call.key_prefix,
                 "scopes": ["read", "write"],
@@ -283,32 +338,47 @@ class SandboxApp:
             return await handler(request)
         except web.HTTPMethodNotAllowed as refused:
             problem = ApiProblem(
-                405, "invalid_request_error", "method_not_allowed",
+                405,
+                "invalid_request_error",
+                "method_not_allowed",
                 f"{request.method} is not allowed on {request.path}.",
                 headers={"Allow": ", ".join(sorted(refused.allowed_methods))},
             )
         except web.HTTPNotFound:
             problem = ApiProblem(
-                404, "not_found", "route_not_found", f"No route for {request.method} {request.path}."
+                404,
+                "not_found",
+                "route_not_found",
+                f"No route for {request.method} {request.path}.",
             )
 
-        def raise_problem(call: Call) -> Reply:
-            raise problem
-
-        return await self.serve(request, raise_problem)
+        admitted = self._admit(request)
+        if isinstance(admitted, web.Response):
+            return admitted
+        response = _problem_response(problem, admitted[2])
+        self.stats.statuses[response.status] += 1
+        return response
 
     def _now_ms(self) -> int:
         return int(self.config.clock() * 1000)
 
 
-def _object_routes(api: Resources, object_name: str, collection: str) -> list[tuple[str, str, Operation]]:
+def _object_routes(
+    api: Resources, object_name: str, collection: str
+) -> list[tuple[str, str, Operation]]:
     path = f"/{collection}/{{ref}}"
     return [
         ("GET", path, lambda c: _ok(api.get(c.caller, object_name, c.path["ref"]))),
-        ("PATCH", path, lambda c: _ok(
-            api.update(c.caller, object_name, c.path["ref"], c.body, c.now_ms))),
-        ("DELETE", path, lambda c: Reply(
-            200, api.delete(c.caller, object_name, c.path["ref"], c.now_ms))),
+        (
+            "PATCH",
+            path,
+            lambda c: _ok(api.update(c.caller, object_name, c.path["ref"], c.body, c.now_ms)),
+        ),
+        (
+            "DELETE",
+            path,
+            lambda c: Reply(200, api.delete(c.caller, object_name, c.path["ref"], c.now_ms)),
+        ),
     ]
 
 
@@ -326,9 +396,20 @@ def _list(text: str) -> Reply:
 
 def _rate_limited(retry_after_s: int) -> ApiProblem:
     return ApiProblem(
-        429, "rate_limit_error", "rate_limited",
+        429,
+        "rate_limit_error",
+        "rate_limited",
         f"Too many requests; retry after {retry_after_s} s.",
     )
+
+
+def _key_id(key: str) -> str:
+    return "key_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _reject_constant(name: str) -> None:
+    """NaN and Infinity are not JSON, whatever Python's parser tolerates."""
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _body_hash(body: Any) -> str:
@@ -337,8 +418,12 @@ def _body_hash(body: Any) -> str:
 
 
 def _json_response(status: int, body: bytes, headers: Mapping[str, str]) -> web.Response:
-    return web.Response(status=status, body=body, headers={**headers, "Content-Type": JSON_CONTENT_TYPE})
+    return web.Response(
+        status=status, body=body, headers={**headers, "Content-Type": JSON_CONTENT_TYPE}
+    )
 
 
 def _problem_response(problem: ApiProblem, headers: Mapping[str, str]) -> web.Response:
-    return _json_response(problem.status, encode(problem.envelope()).encode(), {**headers, **problem.headers})
+    return _json_response(
+        problem.status, encode(problem.envelope()).encode(), {**headers, **problem.headers}
+    )

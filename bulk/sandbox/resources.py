@@ -92,7 +92,10 @@ class Resources:
         if customer_reference is not None:
             filters["customer_id"] = self._live(caller, "customer", customer_reference).id
         rows = self.store.page(
-            caller.workspace, object_name, limit=limit + 1, older_than_ms=older_than,
+            caller.workspace,
+            object_name,
+            limit=limit + 1,
+            older_than_ms=older_than,
             filters=filters,
         )
         has_more = len(rows) > limit
@@ -126,7 +129,8 @@ class Resources:
             fields["slug"] = derive_slug(fields["name"])
             if not fields["slug"]:
                 raise invalid(
-                    "slug", "invalid_string",
+                    "slug",
+                    "invalid_string",
                     "A slug cannot be derived from this name; pass a slug.",
                 )
         self._ensure_slug_free(caller, fields["slug"], None)
@@ -172,9 +176,15 @@ class Resources:
         body["created_at"] = timestamp
         body["updated_at"] = timestamp
         record = Record(
-            id=record_id, object=schema.object, workspace=caller.workspace,
-            display_id=display_id, customer_id=customer_id, created_ms=now_ms, deleted_ms=None,
-            body=body, body_text=encode(body),
+            id=record_id,
+            object=schema.object,
+            workspace=caller.workspace,
+            display_id=display_id,
+            customer_id=customer_id,
+            created_ms=now_ms,
+            deleted_ms=None,
+            body=body,
+            body_text=encode(body),
         )
         self.store.insert(record)
         return record
@@ -210,8 +220,7 @@ class Resources:
             record.deleted_ms = now_ms
             self.store.update(record)
         return encode(
-            {"object": "deleted", "id": record.id, "display_id": record.display_id,
-             "deleted": True}
+            {"object": "deleted", "id": record.id, "display_id": record.display_id, "deleted": True}
         )
 
     # -- rules -------------------------------------------------------------------------------
@@ -292,4 +301,3 @@ def _cursor(text: str | None) -> int | None:
         raise invalid(
             "cursor", "invalid_string", "cursor must be an ISO 8601 timestamp (a next_cursor)."
         ) from None
-

@@ -1,4 +1,4 @@
-"""Starting and stopping the sandbox: in the running event loop, in a thread, or in the foreground."""
+"""Starting and stopping the sandbox: in the running loop, in a thread, or in the foreground."""
 
 from __future__ import annotations
 
@@ -56,7 +56,9 @@ async def start_sandbox(config: SandboxConfig) -> Sandbox:
         raise
     host, port = listener.getsockname()[:2]
     shown_host = f"[{host}]" if ":" in host else host
-    return Sandbox(f"http://{shown_host}:{port}{API_PREFIX}", sandbox_app.stats, sandbox_app, runner, store)
+    return Sandbox(
+        f"http://{shown_host}:{port}{API_PREFIX}", sandbox_app.stats, sandbox_app, runner, store
+    )
 
 
 @asynccontextmanager

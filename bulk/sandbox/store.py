@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
 );
 """
 
+_MAX_INTEGER = 2**63 - 1
 _INDEXED = ("slug", "email", "status", "state", "phase")
 _COLUMNS = "seq, id, object, workspace, display_id, customer_id, created_ms, deleted_ms, body"
 
@@ -161,11 +162,11 @@ class Store:
 
     def find(self, workspace: str, object_name: str, reference: str) -> Record | None:
         """The object by `id`, or by `display_id` when `reference` is all digits; deleted too."""
-        column = "display_id" if reference.isdigit() else "id"
-        key: int | str = int(reference) if reference.isdigit() else reference
+        column, key = _lookup(reference)
+        if key is None:
+            return None
         row = self._connection.execute(
-            f"SELECT {_COLUMNS} FROM records "
-            f"WHERE workspace = ? AND object = ? AND {column} = ?",
+            f"SELECT {_COLUMNS} FROM records WHERE workspace = ? AND object = ? AND {column} = ?",
             (workspace, object_name, key),
         ).fetchone()
         return _record(row) if row else None
@@ -199,7 +200,12 @@ class Store:
 
         Contacts and onboardings of a deleted customer are hidden like deleted rows.
         """
-        clauses = ["r.workspace = ?", "r.object = ?", "r.deleted_ms IS NULL", "p.deleted_ms IS NULL"]
+        clauses = [
+            "r.workspace = ?",
+            "r.object = ?",
+            "r.deleted_ms IS NULL",
+            "p.deleted_ms IS NULL",
+        ]
         parameters: list[Any] = [workspace, object_name]
         if older_than_ms is not None:
             clauses.append("r.created_ms < ?")
@@ -231,12 +237,27 @@ class Store:
             "INSERT OR REPLACE INTO idempotency "
             "(workspace, endpoint, key, body_hash, status, response, created_ms) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (workspace, endpoint, key, result.body_hash, result.status, result.response,
-             result.created_ms),
+            (
+                workspace,
+                endpoint,
+                key,
+                result.body_hash,
+                result.status,
+                result.response,
+                result.created_ms,
+            ),
         )
 
     def forget_results_before(self, cutoff_ms: int) -> None:
         self._connection.execute("DELETE FROM idempotency WHERE created_ms < ?", (cutoff_ms,))
+
+
+def _lookup(reference: str) -> tuple[str, int | str | None]:
+    """All ASCII digits select `display_id` (None when out of SQLite's range), else `id`."""
+    if not (reference.isascii() and reference.isdigit()):
+        return "id", reference
+    number = int(reference)
+    return "display_id", number if number <= _MAX_INTEGER else None
 
 
 def _indexed_values(record: Record) -> tuple[Any, ...]:

@@ -1,0 +1,157 @@
+"""Small request helpers for the sandbox tests: one real HTTP call, one parsed answer."""
+
+from __future__ import annotations
+
+import json as jsonlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from multidict import CIMultiDictProxy
+
+from bulk.sandbox import Sandbox
+
+LIVE_KEY = "pivotal_acme"
+TEST_KEY = "pivotal_test_acme"
+OTHER_KEY = "pivotal_globex"
+RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+EMPTY_LIST = {"object": "list", "data": [], "has_more": False, "next_cursor": None}
+
+_UNSET: Any = object()
+ANY_FIELD: Any = object()
+"""Pass as `field` to `assert_error` when the error's `field` is not checked."""
+
+
+class ManualClock:
+    """An epoch-seconds clock that moves only when told to (or by `tick` on every read)."""
+
+    def __init__(self, start: float = 1_780_000_000.0, tick: float = 0.0) -> None:
+        self.now = start
+        self.tick = tick
+
+    def __call__(self) -> float:
+        value = self.now
+        self.now += self.tick
+        return value
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def epoch_of(timestamp: str) -> float:
+    """A clock value that the sandbox turns into exactly `timestamp` (no float truncation)."""
+    moment = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return moment.timestamp() + 0.0004
+
+
+def iso(epoch_s: float) -> str:
+    """The API's rendering of a whole-millisecond epoch-seconds value."""
+    moment = datetime.fromtimestamp(round(epoch_s * 1000) / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A response, read completely: status, headers and the raw body bytes."""
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    raw: bytes
+
+    @property
+    def body(self) -> Any:
+        return jsonlib.loads(self.raw)
+
+    @property
+    def error(self) -> dict[str, Any]:
+        body = self.body
+        assert set(body) == {"error"}, body
+        error: dict[str, Any] = body["error"]
+        return error
+
+
+async def api(
+    http: aiohttp.ClientSession,
+    sandbox: Sandbox,
+    method: str,
+    path: str,
+    *,
+    key: str | None = LIVE_KEY,
+    json: Any = _UNSET,
+    data: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    params: Mapping[str, str] | None = None,
+) -> Answer:
+    """Send one request to `sandbox` (path relative to /api/v1) and read the whole answer."""
+    sent: dict[str, str] = {}
+    if key is not None:
+        sent["Authorization"] = f"Bearer {key}"
+    if json is not _UNSET:
+        data = jsonlib.dumps(json).encode()
+    if data is not None:
+        sent["Content-Type"] = "application/json"
+    sent.update(headers or {})
+    async with http.request(
+        method, sandbox.base_url + path, data=data, headers=sent, params=params
+    ) as response:
+        return Answer(response.status, response.headers, await response.read())
+
+
+async def create(
+    http: aiohttp.ClientSession,
+    sandbox: Sandbox,
+    path: str,
+    body: Mapping[str, Any],
+    *,
+    key: str = LIVE_KEY,
+) -> dict[str, Any]:
+    """POST `body` and return the created object, insisting on 201."""
+    answer = await api(http, sandbox, "POST", path, key=key, json=dict(body))
+    assert answer.status == 201, answer.raw
+    created: dict[str, Any] = answer.body
+    return created
+
+
+async def listed(
+    http: aiohttp.ClientSession,
+    sandbox: Sandbox,
+    path: str,
+    *,
+    key: str = LIVE_KEY,
+    params: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """GET one page of a list, insisting on 200 and the list envelope."""
+    answer = await api(http, sandbox, "GET", path, key=key, params=params)
+    assert answer.status == 200, answer.raw
+    page: dict[str, Any] = answer.body
+    assert set(page) == {"object", "data", "has_more", "next_cursor"}
+    assert page["object"] == "list"
+    return page
+
+
+def display_ids(page: Mapping[str, Any]) -> list[int]:
+    return [row["display_id"] for row in page["data"]]
+
+
+def assert_error(
+    answer: Answer, status: int, type_: str, code: str, field: Any = None
+) -> dict[str, Any]:
+    """The answer is exactly the API's error envelope with these values (`field` absent if None)."""
+    assert answer.status == status, answer.raw
+    assert answer.headers["Content-Type"].startswith("application/json")
+    error = answer.error
+    assert error["type"] == type_, error
+    assert error["code"] == code, error
+    assert isinstance(error["message"], str) and error["message"]
+    allowed = {"type", "code", "message", "field"}
+    assert set(error) <= allowed, error
+    if field is not ANY_FIELD:
+        if field is None:
+            assert "field" not in error, error
+        else:
+            assert error.get("field") == field, error
+    return error
