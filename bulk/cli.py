@@ -48,6 +48,9 @@ def reports_errors(command: F) -> F:
                 raise
             click.echo(f"Error: {error}", err=True)
             sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted. Run the same command again to resume.", err=True)
+            sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
 

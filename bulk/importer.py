@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import signal
 import time
+from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,26 +231,22 @@ class PassRunner:
         self.conflicts = ConflictResolver(client, checkpoint)
 
     async def run(self) -> None:
-        concurrency = self.settings.connection.concurrency
-        queue: asyncio.Queue[RowState | None] = asyncio.Queue(maxsize=concurrency * 2)
-        workers = [asyncio.create_task(self._worker(queue)) for _ in range(concurrency)]
+        """Workers share one iterator over the checkpoint's pending rows (source order)."""
+        rows = self.checkpoint.rows_to_send(self.pass_name, self.run_)
+        workers = [
+            asyncio.create_task(self._worker(rows))
+            for _ in range(self.settings.connection.concurrency)
+        ]
         try:
-            for row in self.checkpoint.rows_to_send(self.pass_name, self.run_):
-                if self.stop.is_set() or any(worker.done() for worker in workers):
-                    break
-                await queue.put(row)
-        finally:
-            for _ in workers:
-                await queue.put(None)
-            results = await asyncio.gather(*workers, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+            await asyncio.gather(*workers)
+        except BaseException:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
 
-    async def _worker(self, queue: asyncio.Queue[RowState | None]) -> None:
-        while (row := await queue.get()) is not None:
-            if self.stop.is_set():
-                continue
+    async def _worker(self, rows: Iterator[RowState]) -> None:
+        while not self.stop.is_set() and (row := next(rows, None)) is not None:
             await self.sync(row)
             state = self.checkpoint.row_state(self.pass_name, row.key)
             self.bar.advance(failed=state in ("failed", "skipped"))

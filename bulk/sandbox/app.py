@@ -45,6 +45,12 @@ class SandboxStats:
     statuses: Counter[int] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
     replays: int = 0
+    methods: Counter[str] = field(default_factory=Counter)
+    """Admitted requests by HTTP method: writes are POST, PATCH and DELETE."""
+
+    @property
+    def writes(self) -> int:
+        return self.methods["POST"] + self.methods["PATCH"] + self.methods["DELETE"]
 
 
 @dataclass(frozen=True)
@@ -175,6 +181,7 @@ class SandboxApp:
                 self.stats.rate_limited += 1
                 return _problem_response(_rate_limited(decision.retry_after_s), headers)
         self.stats.requests += 1
+        self.stats.methods[request.method] += 1
         return caller, key, headers
 
     async def _perform(

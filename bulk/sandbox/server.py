@@ -9,6 +9,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -32,6 +33,13 @@ class Sandbox:
     @property
     def port(self) -> int:
         return int(self.base_url.rsplit(":", 1)[1].split("/", 1)[0])
+
+    def objects(self, workspace: str, object_name: str) -> list[dict[str, Any]]:
+        """Every live object of a type in a workspace, oldest first, straight from the store.
+
+        For tests and demos; call it while no request is being served.
+        """
+        return self._store.live_bodies(workspace, object_name)
 
     def revoke_key(self, key: str) -> None:
         self._app.revoked_keys.add(key)

@@ -224,6 +224,15 @@ class Store:
         ).fetchall()
         return [(row[0], row[1]) for row in rows]
 
+    def live_bodies(self, workspace: str, object_name: str) -> list[dict[str, Any]]:
+        """Every live object of a type, oldest first (for inspection, not an API route)."""
+        rows = self._connection.execute(
+            "SELECT body FROM records WHERE workspace = ? AND object = ? AND deleted_ms IS NULL "
+            "ORDER BY seq",
+            (workspace, object_name),
+        ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
     def stored_result(self, workspace: str, endpoint: str, key: str) -> StoredResult | None:
         row = self._connection.execute(
             "SELECT body_hash, status, response, created_ms FROM idempotency "

@@ -1,0 +1,74 @@
+"""Crash and resume: a real `bulk import` subprocess is SIGKILLed at several moments and run
+again each time; the workspace ends exact, with nothing created twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_import import SAMPLES, WORKSPACE, assert_workspace_matches_samples
+
+from bulk.sandbox import Sandbox, SandboxConfig, sandbox_in_thread
+
+KILL_AFTER_POSTS = (0, 15, 70, 120, 165)
+"""Moments to kill at: before any write (planning), and during each of the three passes."""
+
+
+@pytest.fixture
+def slow_sandbox() -> Iterator[Sandbox]:
+    """Latency makes every request take long enough for a kill to land mid-pass."""
+    with sandbox_in_thread(SandboxConfig(rate_limit=0, test_rate_limit=0, latency_ms=15)) as sandbox:
+        yield sandbox
+
+
+def start_import(sandbox: Sandbox, checkpoint: Path) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable, "-m", "bulk", "import", str(SAMPLES),
+        "--base-url", sandbox.base_url, "--checkpoint", str(checkpoint), "--quiet",
+    ]
+    environment = {**os.environ, "PIVOTAL_API_KEY": f"pivotal_{WORKSPACE}"}
+    return subprocess.Popen(
+        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def kill_after(process: subprocess.Popen[bytes], sandbox: Sandbox, posts: int) -> bool:
+    """SIGKILL once the sandbox has seen `posts` more POSTs; False if the run ended first."""
+    target = sandbox.stats.methods["POST"] + posts
+    deadline = time.monotonic() + 60
+    while sandbox.stats.methods["POST"] < target and process.poll() is None:
+        assert time.monotonic() < deadline, "the import made no progress"
+        time.sleep(0.002)
+    if process.poll() is not None:
+        return False
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    return True
+
+
+def test_killed_imports_resume_to_an_exact_workspace(
+    slow_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    checkpoint = tmp_path / "import.sqlite"
+    kills = 0
+    for posts in KILL_AFTER_POSTS:
+        process = start_import(slow_sandbox, checkpoint)
+        if kill_after(process, slow_sandbox, posts - slow_sandbox.stats.methods["POST"]):
+            kills += 1
+    assert kills >= 4
+
+    final = start_import(slow_sandbox, checkpoint)
+    stdout, stderr = final.communicate(timeout=120)
+
+    assert final.returncode == 0, stderr.decode()
+    assert "onboardings" in stdout.decode()
+    assert_workspace_matches_samples(slow_sandbox)
+    # each kill landed just after the sandbox admitted a POST whose answer the client never
+    # read: the resumed run re-sent it under the same key and got the first result back
+    assert slow_sandbox.stats.replays >= 1
