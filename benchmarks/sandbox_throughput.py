@@ -30,35 +30,21 @@ import asyncio
 import itertools
 import json
 import os
-import selectors
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from sandbox_process import Server, running_server
 
 TARGET_POSTS_PER_S = 1_000
 WARMUP_REQUESTS = 200
 API_KEY = "pivotal_bench"
-STARTUP_TIMEOUT_S = 30.0
-SHUTDOWN_TIMEOUT_S = 10.0
-LISTEN_PREFIX = "Pivotal sandbox listening on "
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-@dataclass(frozen=True)
-class Server:
-    """A sandbox process and the base URL it announced."""
-
-    process: subprocess.Popen[str]
-    base_url: str
 
 
 @dataclass(frozen=True)
@@ -92,67 +78,6 @@ class Request:
 
 RequestFactory = Callable[[str, int], Request]
 """Builds request `number` of a phase whose run id is the first argument."""
-
-
-# -- the server process ----------------------------------------------------------------------
-
-
-def start_server(db_path: Path | None) -> Server:
-    """Start `bulk sandbox` on a free loopback port and wait for its announcement."""
-    command = [
-        sys.executable, "-m", "bulk", "sandbox", "--host", "127.0.0.1", "--port", "0",
-        "--rate-limit", "0", "--test-rate-limit", "0",
-    ]
-    if db_path is not None:
-        command += ["--db", str(db_path)]
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stdout is not None
-    line = _read_line(process, STARTUP_TIMEOUT_S)
-    if not line.startswith(LISTEN_PREFIX):
-        stop_server(process)
-        raise RuntimeError(f"unexpected sandbox output: {line!r}")
-    return Server(process, line.removeprefix(LISTEN_PREFIX).strip().rstrip("/"))
-
-
-def _read_line(process: subprocess.Popen[str], timeout_s: float) -> str:
-    """The process's first line of output, or an error if it exits or stays silent."""
-    assert process.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout_s):
-            stop_server(process)
-            raise RuntimeError(f"sandbox printed nothing within {timeout_s:.0f} s")
-    line = process.stdout.readline()
-    if not line:
-        raise RuntimeError(f"sandbox exited with code {process.wait()} before listening")
-    return line
-
-
-def stop_server(process: subprocess.Popen[str]) -> None:
-    """SIGINT, then wait; kill if it does not stop in time."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=SHUTDOWN_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
-
-
-@contextmanager
-def running_server(db_path: Path | None) -> Iterator[Server]:
-    server = start_server(db_path)
-    try:
-        yield server
-    finally:
-        stop_server(server.process)
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -355,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     peak_rss: dict[str, float | None] = {}
     with tempfile.TemporaryDirectory(prefix="bulk-bench-") as temp:
         for mode, db_path in modes(args.db, Path(temp)):
-            with running_server(db_path) as server:
+            options = ("--rate-limit", "0", "--test-rate-limit", "0")
+            db_options = ("--db", str(db_path)) if db_path is not None else ()
+            with running_server(*options, *db_options) as server:
                 results += asyncio.run(benchmark_server(
                     mode, server, args.requests, args.concurrency, args.also_get
                 ))

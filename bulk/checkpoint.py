@@ -212,18 +212,20 @@ class Checkpoint:
             ((run.id, *row) for row in rows),
         )
 
-    def existing(self, pass_name: str, keys: list[str]) -> dict[str, tuple[str, str | None, str | None]]:
-        """For the given keys: state, synced hash and Pivotal id of rows already known."""
-        found: dict[str, tuple[str, str | None, str | None]] = {}
+    def existing(
+        self, pass_name: str, keys: list[str]
+    ) -> dict[str, tuple[str, str | None, str | None, bool]]:
+        """For known keys: state, synced hash, Pivotal id, and whether a request is pending."""
+        found: dict[str, tuple[str, str | None, str | None, bool]] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for key, state, synced_hash, pivotal_id in self._db.execute(
-                f"SELECT key, state, synced_hash, pivotal_id FROM rows "
-                f"WHERE pass = ? AND key IN ({marks})",
+            for key, state, synced_hash, pivotal_id, has_request in self._db.execute(
+                f"SELECT key, state, synced_hash, pivotal_id, request_method IS NOT NULL "
+                f"FROM rows WHERE pass = ? AND key IN ({marks})",
                 (pass_name, *chunk),
             ):
-                found[key] = (state, synced_hash, pivotal_id)
+                found[key] = (state, synced_hash, pivotal_id, bool(has_request))
         return found
 
     def upsert_planned(self, rows: Iterable[dict[str, Any]]) -> None:

@@ -94,7 +94,7 @@ def _plan_if_needed(
     """Resuming with unchanged sources skips re-reading them: the plan is already stored."""
     current = fingerprint(sources, settings)
     if run.resumed and run.planned and run.fingerprint == current:
-        return PlanOutcome(invalid=checkpoint.invalid_count(run))
+        return PlanOutcome(invalid_by_pass={"all": checkpoint.invalid_count(run)})
     plan = plan_import(checkpoint, run, sources, settings)
     checkpoint.mark_planned(run, current)
     return plan
@@ -103,15 +103,17 @@ def _plan_if_needed(
 def _dry_run(
     checkpoint: Checkpoint, sources: list[Any], settings: ImportSettings, started: float
 ) -> ImportOutcome:
+    """Plan without keeping the plan: count what would be sent, report the invalid rows."""
     with checkpoint.rolled_back():
         run = checkpoint.begin_run()
-        plan = plan_import(checkpoint, run, sources, settings)
-        summary = PlanSummary.from_counts(
-            checkpoint.plan_counts(run), settings.connection.rate_limit
-        )
+        plan = plan_import(checkpoint, run, sources, settings, record=False)
         outcome = _outcome(checkpoint, run, settings, started, plan, None,
                            exit_code=1 if plan.invalid else 0)
-    outcome.plan = summary
+        outcome.errors_file = write_errors_file(checkpoint, run, settings.errors_file)
+    counts = {name: {**kinds, "invalid": 0} for name, kinds in plan.kinds.items()}
+    for name, invalid in plan.invalid_by_pass.items():
+        counts.setdefault(name, {})["invalid"] = invalid
+    outcome.plan = PlanSummary.from_counts(counts, settings.connection.rate_limit)
     return outcome
 
 

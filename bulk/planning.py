@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bulk.checkpoint import Checkpoint, Run, now_text
-from bulk.rows import PlannedRow, RowPlanner, RowProblem, payload_hash
+from bulk.rows import PlannedRow, RowPlanner, RowProblem
 from bulk.settings import PASSES, ImportSettings
 from bulk.sources import Source, SourceFile, open_source
 
@@ -32,7 +33,13 @@ class OpenSource:
 @dataclass
 class PlanOutcome:
     warnings: list[str] = field(default_factory=list)
-    invalid: int = 0
+    invalid_by_pass: dict[str, int] = field(default_factory=dict)
+    kinds: dict[str, Counter[str]] = field(default_factory=dict)
+    """Per pass, what each valid row needs: create, update, resend, unchanged or skipped."""
+
+    @property
+    def invalid(self) -> int:
+        return sum(self.invalid_by_pass.values())
 
 
 def open_sources(files: Sequence[SourceFile], settings: ImportSettings) -> list[OpenSource]:
@@ -58,9 +65,18 @@ def fingerprint(sources: Sequence[OpenSource], settings: ImportSettings) -> str:
 
 
 def plan_import(
-    checkpoint: Checkpoint, run: Run, sources: Sequence[OpenSource], settings: ImportSettings
+    checkpoint: Checkpoint,
+    run: Run,
+    sources: Sequence[OpenSource],
+    settings: ImportSettings,
+    *,
+    record: bool = True,
 ) -> PlanOutcome:
-    """Record every source row's plan in the checkpoint for this run."""
+    """Record every source row's plan in the checkpoint for this run.
+
+    With `record=False` (a dry run) valid rows are only tallied in `PlanOutcome.kinds`;
+    invalid rows are still recorded, for the errors file.
+    """
     outcome = PlanOutcome()
     checkpoint.forget_invalid(run)
     customer_lines: dict[str, int] = {}
@@ -72,7 +88,10 @@ def plan_import(
                 + ", ".join(repr(c) for c in opened.planner.unknown_columns)
             )
         planner = _PassPlanner(checkpoint, run, opened, settings, customer_lines, invalid_customers)
-        outcome.invalid += planner.plan_all()
+        kinds = outcome.kinds.setdefault(opened.file.pass_name, Counter())
+        outcome.invalid_by_pass[opened.file.pass_name] = planner.plan_all(
+            kinds if not record else None
+        )
     return outcome
 
 
@@ -98,7 +117,8 @@ class _PassPlanner:
         self.invalid_customers = invalid_customers
         self.seen: dict[str, int] = customer_lines if self.pass_name == "customers" else {}
 
-    def plan_all(self) -> int:
+    def plan_all(self, tally: Counter[str] | None = None) -> int:
+        """Plan every record; with a `tally`, count the planned rows instead of storing them."""
         invalid = 0
         for records in self.opened.source.batches(BATCH_ROWS):
             planned: list[PlannedRow] = []
@@ -114,7 +134,11 @@ class _PassPlanner:
                     problems.append(self._invalid(problem, result))
             known_parents = self._checkpoint_parents(planned)
             with self.checkpoint.transaction():
-                self.checkpoint.upsert_planned(self._rows(planned, known_parents))
+                rows = self._rows(planned, known_parents)
+                if tally is None:
+                    self.checkpoint.upsert_planned(rows)
+                else:
+                    tally.update(row["kind"] for row in rows)
                 self.checkpoint.record_invalid(self.run, problems)
             invalid += len(problems)
         return invalid
@@ -150,10 +174,10 @@ class _PassPlanner:
         existing = self.checkpoint.existing(self.pass_name, keys)
         now = now_text()
         for row in planned:
-            digest = payload_hash(row.payload)
-            state, action, code, message = self._state(
-                row, digest, existing.get(row.key), known_parents
-            )
+            payload = _dump(row.payload)
+            digest = hashlib.sha256(payload.encode()).hexdigest()
+            known = existing.get(row.key)
+            state, action, code, message = self._state(row, digest, known, known_parents)
             if state == "invalid":
                 self.checkpoint.record_invalid(
                     self.run, [self._invalid(_problem(row, "customer_external_id", code, message), row)]
@@ -163,16 +187,17 @@ class _PassPlanner:
                 "pass": self.pass_name, "key": row.key, "line": row.line,
                 "source": self.opened.file.path.name, "run": self.run.id, "state": state,
                 "action": action, "customer_key": row.customer_key,
-                "customer_ref": row.customer_ref, "payload": _dump(row.payload),
-                "payload_hash": digest, "cells": _dump(row.cells),
+                "customer_ref": row.customer_ref, "payload": payload,
+                "payload_hash": digest, "cells": json.dumps(row.cells, ensure_ascii=False),
                 "error_code": code, "error_message": message, "updated_at": now,
+                "kind": _kind(state, known),
             }
 
     def _state(
         self,
         row: PlannedRow,
         digest: str,
-        existing: tuple[str, str | None, str | None] | None,
+        existing: tuple[str, str | None, str | None, bool] | None,
         known_parents: Mapping[str, str],
     ) -> tuple[str, str | None, str | None, str | None]:
         """(state, action, error code, error message) for a valid row."""
@@ -187,7 +212,7 @@ class _PassPlanner:
                         "nor known to the checkpoint")
         if existing is None:
             return "pending", None, None, None
-        state, synced_hash, _ = existing
+        state, synced_hash, _, _ = existing
         if state == "done" and synced_hash == digest and not self.settings.force:
             return "done", None if self.run.resumed else "unchanged", None, None
         return "pending", None, None, None
@@ -200,6 +225,15 @@ class _PassPlanner:
             self.pass_name, problem.line, self.opened.file.path.name, key, problem.column,
             problem.code, problem.message, _dump(problem.cells),
         )
+
+
+def _kind(state: str, known: tuple[str, str | None, str | None, bool] | None) -> str:
+    """What the row needs from the API, as a dry run reports it."""
+    if known is not None and known[3]:
+        return "resend"
+    if state == "pending":
+        return "update" if known is not None and known[2] is not None else "create"
+    return "unchanged" if state == "done" else state
 
 
 def _cell_key(problem: RowProblem) -> str | None:
