@@ -1,6 +1,6 @@
 """Write a customers CSV of any size in the import format, fast, for the import benchmarks.
 
-    python benchmarks/generate_customers.py 1000000 /tmp/customers.csv
+python benchmarks/generate_customers.py 1000000 /tmp/customers.csv
 """
 
 from __future__ import annotations

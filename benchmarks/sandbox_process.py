@@ -27,8 +27,17 @@ class Server:
 
 def start_server(*options: str) -> Server:
     """Start `bulk sandbox --port 0 OPTIONS...` on loopback and wait for its announcement."""
-    command = [sys.executable, "-m", "bulk", "sandbox", "--host", "127.0.0.1", "--port", "0",
-               *options]
+    command = [
+        sys.executable,
+        "-m",
+        "bulk",
+        "sandbox",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        *options,
+    ]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
     )

@@ -147,7 +147,9 @@ async def run_phase(
             started = time.perf_counter()
             try:
                 async with session.request(
-                    request.method, base_url + request.path, data=request.body,
+                    request.method,
+                    base_url + request.path,
+                    data=request.body,
                     headers=request.headers,
                 ) as response:
                     await response.read()
@@ -191,10 +193,18 @@ async def benchmark_server(
                 if server_cpu_before is not None and server_cpu_after is not None
                 else None
             )
-            results.append(PhaseResult(
-                mode, phase, requests, seconds, latencies, failures, server_cpu,
-                time.process_time() - client_cpu_before,
-            ))
+            results.append(
+                PhaseResult(
+                    mode,
+                    phase,
+                    requests,
+                    seconds,
+                    latencies,
+                    failures,
+                    server_cpu,
+                    time.process_time() - client_cpu_before,
+                )
+            )
     return results
 
 
@@ -249,15 +259,24 @@ def print_table(results: list[PhaseResult], peak_rss: dict[str, float | None]) -
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--requests", type=int, default=10_000,
-                        help="timed requests per phase (default: 10,000)")
-    parser.add_argument("--concurrency", type=int, default=16,
-                        help="requests in flight and connections (default: 16)")
-    parser.add_argument("--db", type=Path,
-                        help="SQLite file to benchmark the on-disk mode only "
-                             "(default: in memory, then a file in a temporary directory)")
-    parser.add_argument("--also-get", action="store_true",
-                        help="also time GET /customers?limit=100 list pages")
+    parser.add_argument(
+        "--requests", type=int, default=10_000, help="timed requests per phase (default: 10,000)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=16,
+        help="requests in flight and connections (default: 16)",
+    )
+    parser.add_argument(
+        "--db",
+        type=Path,
+        help="SQLite file to benchmark the on-disk mode only "
+        "(default: in memory, then a file in a temporary directory)",
+    )
+    parser.add_argument(
+        "--also-get", action="store_true", help="also time GET /customers?limit=100 list pages"
+    )
     args = parser.parse_args(argv)
     if args.requests < 1 or args.concurrency < 1:
         parser.error("--requests and --concurrency must be at least 1")
@@ -283,9 +302,9 @@ def main(argv: list[str] | None = None) -> int:
             options = ("--rate-limit", "0", "--test-rate-limit", "0")
             db_options = ("--db", str(db_path)) if db_path is not None else ()
             with running_server(*options, *db_options) as server:
-                results += asyncio.run(benchmark_server(
-                    mode, server, args.requests, args.concurrency, args.also_get
-                ))
+                results += asyncio.run(
+                    benchmark_server(mode, server, args.requests, args.concurrency, args.also_get)
+                )
                 peak_rss[mode] = peak_rss_mib(server.process.pid)
     print_table(results, peak_rss)
     failed = sum(result.failures for result in results)

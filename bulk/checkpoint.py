@@ -139,7 +139,9 @@ class Checkpoint:
         self._db.close()
 
     def _migrate(self) -> None:
-        self._db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
+        )
         applied = {row[0] for row in self._db.execute("SELECT name FROM migrations")}
         for name, script in MIGRATIONS:
             if name in applied:
@@ -280,8 +282,8 @@ class Checkpoint:
         last_line = -1
         while True:
             rows = self._db.execute(
-                f"SELECT {_ROW_COLUMNS} FROM rows WHERE run = ? AND pass = ? AND state IN ('pending', 'in_flight') "
-                "AND line > ? ORDER BY line LIMIT ?",
+                f"SELECT {_ROW_COLUMNS} FROM rows WHERE run = ? AND pass = ? "
+                "AND state IN ('pending', 'in_flight') AND line > ? ORDER BY line LIMIT ?",
                 (run.id, pass_name, last_line, batch),
             ).fetchall()
             if not rows:
@@ -293,7 +295,8 @@ class Checkpoint:
     def parent(self, customer_key: str) -> tuple[str, str | None, str | None]:
         """State, Pivotal id and last error of a customer row (`missing` if unknown)."""
         row = self._db.execute(
-            "SELECT state, pivotal_id, error_message FROM rows WHERE pass = 'customers' AND key = ?",
+            "SELECT state, pivotal_id, error_message FROM rows "
+            "WHERE pass = 'customers' AND key = ?",
             (customer_key,),
         ).fetchone()
         return (row[0], row[1], row[2]) if row else ("missing", None, None)
@@ -330,8 +333,17 @@ class Checkpoint:
             "synced_payload = ?, synced_hash = ?, request_method = NULL, request_path = NULL, "
             "request_body = NULL, request_payload = NULL, attempts = attempts + ?, "
             "error_code = NULL, error_message = NULL, updated_at = ? WHERE pass = ? AND key = ?",
-            (action, pivotal_id, display_id, _dump(synced), synced_hash, attempts, now_text(),
-             row.pass_name, row.key),
+            (
+                action,
+                pivotal_id,
+                display_id,
+                _dump(synced),
+                synced_hash,
+                attempts,
+                now_text(),
+                row.pass_name,
+                row.key,
+            ),
         )
 
     def mark_failed(
@@ -379,7 +391,8 @@ class Checkpoint:
 
     def set_action(self, row: RowState, action: str) -> None:
         self._db.execute(
-            "UPDATE rows SET action = ? WHERE pass = ? AND key = ?", (action, row.pass_name, row.key)
+            "UPDATE rows SET action = ? WHERE pass = ? AND key = ?",
+            (action, row.pass_name, row.key),
         )
 
     # -- reporting ---------------------------------------------------------------------------
@@ -448,7 +461,7 @@ class Checkpoint:
         )
 
     def problem_rows(self, run: Run) -> Iterator[tuple[str, int, str, str, str, dict[str, Any]]]:
-        """Invalid, failed and skipped rows of the run: (pass, line, code, message, state, cells)."""
+        """Invalid, failed and skipped rows: (pass, line, code, message, state, cells)."""
         for pass_name, line, code, message, cells in self._db.execute(
             "SELECT pass, line, code, message, cells FROM invalid_rows WHERE run = ?", (run.id,)
         ):
@@ -460,18 +473,22 @@ class Checkpoint:
         ):
             yield pass_name, line, code, message, state, json.loads(cells)
 
-    def result_rows(self, run: Run) -> Iterator[tuple[str, int, str | None, str, str | None, int | None]]:
-        """Every source row of the run: (pass, line, key, action, id, display_id)."""
-        for row in self._db.execute(
+    def result_rows(
+        self, run: Run
+    ) -> Iterator[tuple[str, int, str | None, str, str | None, int | None]]:
+        """Every source row of the run, in source order: (pass, line, key, action, id,
+        display_id)."""
+        yield from self._db.execute(
+            "SELECT pass, line, key, action, pivotal_id, display_id FROM ("
             "SELECT pass, line, key, CASE WHEN state IN ('done', 'failed', 'skipped') THEN action "
-            "ELSE state END, pivotal_id, display_id FROM rows WHERE run = ? "
+            "ELSE state END AS action, pivotal_id, display_id FROM rows WHERE run = ? "
             "UNION ALL SELECT pass, line, key, 'invalid', NULL, NULL FROM invalid_rows "
-            "WHERE run = ?",
+            f"WHERE run = ?) ORDER BY {_PASS_ORDER}, line",
             (run.id, run.id),
-        ):
-            yield row
+        )
 
 
+_PASS_ORDER = "CASE pass WHEN 'customers' THEN 0 WHEN 'contacts' THEN 1 ELSE 2 END"
 _ROW_COLUMNS = (
     "pass, key, line, state, customer_key, customer_ref, payload, payload_hash, synced_payload, "
     "request_method, request_path, request_body, request_payload, pivotal_id, display_id, attempts"

@@ -58,21 +58,51 @@ def reports_errors(command: F) -> F:
 def connection_options(command: F) -> F:
     """The options every command that talks to the API shares (SPEC: Connection)."""
     options = [
-        click.option("--api-key", envvar="PIVOTAL_API_KEY", show_envvar=True,
-                     help="Pivotal API key (required unless --sandbox)."),
-        click.option("--base-url", envvar="PIVOTAL_BASE_URL", show_envvar=True,
-                     default=DEFAULT_BASE_URL, show_default=True),
-        click.option("--sandbox", is_flag=True,
-                     help="Start the embedded sandbox on a free loopback port and use it."),
-        click.option("--sandbox-db", type=click.Path(dir_okay=False, path_type=Path),
-                     default=DEFAULT_SANDBOX_DB, show_default=True,
-                     help="Where the embedded sandbox keeps its data."),
-        click.option("--concurrency", type=click.IntRange(1, 64), default=DEFAULT_CONCURRENCY,
-                     show_default=True, help="Requests in flight."),
-        click.option("--rate-limit", type=click.IntRange(min=1),
-                     help="Requests/min ceiling (default: learned from X-RateLimit-Limit)."),
-        click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1),
-                     default=DEFAULT_TIMEOUT_S, show_default=True, help="Seconds per request."),
+        click.option(
+            "--api-key",
+            envvar="PIVOTAL_API_KEY",
+            show_envvar=True,
+            help="Pivotal API key (required unless --sandbox).",
+        ),
+        click.option(
+            "--base-url",
+            envvar="PIVOTAL_BASE_URL",
+            show_envvar=True,
+            default=DEFAULT_BASE_URL,
+            show_default=True,
+        ),
+        click.option(
+            "--sandbox",
+            is_flag=True,
+            help="Start the embedded sandbox on a free loopback port and use it.",
+        ),
+        click.option(
+            "--sandbox-db",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=DEFAULT_SANDBOX_DB,
+            show_default=True,
+            help="Where the embedded sandbox keeps its data.",
+        ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1, 64),
+            default=DEFAULT_CONCURRENCY,
+            show_default=True,
+            help="Requests in flight.",
+        ),
+        click.option(
+            "--rate-limit",
+            type=click.IntRange(min=1),
+            help="Requests/min ceiling (default: learned from X-RateLimit-Limit).",
+        ),
+        click.option(
+            "--timeout",
+            "timeout_s",
+            type=click.FloatRange(min=0.1),
+            default=DEFAULT_TIMEOUT_S,
+            show_default=True,
+            help="Seconds per request.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -99,23 +129,63 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on (0 picks a free one).")
-@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="SQLite file that keeps the data across restarts (default: in memory).")
-@click.option("--rate-limit", default=LIVE_RATE_LIMIT, show_default=True, type=click.IntRange(min=0),
-              help="Requests per window for a live key; 0 turns rate limiting off.")
-@click.option("--test-rate-limit", default=TEST_RATE_LIMIT, show_default=True,
-              type=click.IntRange(min=0), help="Requests per window for a test key; 0 is off.")
-@click.option("--rate-window", "window_s", default=RATE_WINDOW_S, show_default=True,
-              type=click.FloatRange(min=0.1), help="Length of the sliding rate-limit window, in seconds.")
-@click.option("--latency-ms", default=0.0, show_default=True, type=click.FloatRange(min=0),
-              help="Delay added to every API request.")
-@click.option("--fault-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
-              help="Share of requests that fail with a 500 or a dropped connection.")
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0 picks a free one).",
+)
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite file that keeps the data across restarts (default: in memory).",
+)
+@click.option(
+    "--rate-limit",
+    default=LIVE_RATE_LIMIT,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Requests per window for a live key; 0 turns rate limiting off.",
+)
+@click.option(
+    "--test-rate-limit",
+    default=TEST_RATE_LIMIT,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Requests per window for a test key; 0 is off.",
+)
+@click.option(
+    "--rate-window",
+    "window_s",
+    default=RATE_WINDOW_S,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Length of the sliding rate-limit window, in seconds.",
+)
+@click.option(
+    "--latency-ms",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Delay added to every API request.",
+)
+@click.option(
+    "--fault-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of requests that fail with a 500 or a dropped connection.",
+)
 @click.option("--fault-seed", type=int, help="Seed for reproducible faults.")
-@click.option("--revoke-key", "revoked_keys", multiple=True, metavar="KEY",
-              help="Answer this key with 401 api_key_revoked (repeatable).")
+@click.option(
+    "--revoke-key",
+    "revoked_keys",
+    multiple=True,
+    metavar="KEY",
+    help="Answer this key with 401 api_key_revoked (repeatable).",
+)
 @reports_errors
 def sandbox(revoked_keys: tuple[str, ...], **options: Any) -> None:
     """Serve a local Pivotal API on loopback, with SQLite storage."""
@@ -131,7 +201,9 @@ def sandbox(revoked_keys: tuple[str, ...], **options: Any) -> None:
 
 def _announce_sandbox(sandbox: Sandbox) -> None:
     click.echo(f"Pivotal sandbox listening on {sandbox.base_url}")
-    click.echo(f"Example key: {EXAMPLE_KEY} (any pivotal_<workspace> or pivotal_test_<workspace> works)")
+    click.echo(
+        f"Example key: {EXAMPLE_KEY} (any pivotal_<workspace> or pivotal_test_<workspace> works)"
+    )
     click.echo(f"Try: curl -H 'Authorization: Bearer {EXAMPLE_KEY}' {sandbox.base_url}/customers")
     click.echo("Press Ctrl-C to stop.")
 
@@ -141,20 +213,45 @@ def _announce_sandbox(sandbox: Sandbox) -> None:
 @click.option("--customers", type=click.Path(path_type=Path), help="Customers file.")
 @click.option("--contacts", type=click.Path(path_type=Path), help="Contacts file.")
 @click.option("--onboardings", type=click.Path(path_type=Path), help="Onboardings file.")
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
-              default=DEFAULT_CHECKPOINT, show_default=True)
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_CHECKPOINT,
+    show_default=True,
+)
 @click.option("--dry-run", is_flag=True, help="Validate and print the plan; send no write.")
 @click.option("--strict", is_flag=True, help="Send nothing if any row is invalid.")
-@click.option("--errors", "errors_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Errors CSV (default: <checkpoint>.errors.csv).")
-@click.option("--results", "results_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Results CSV (default: <checkpoint>.results.csv).")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the summary as JSON here.")
-@click.option("--passes", default=",".join(PASSES), show_default=True,
-              help="Which passes to run, comma-separated.")
-@click.option("--map", "mappings", multiple=True, metavar="FIELD=COLUMN",
-              help="Read FIELD from COLUMN (repeatable).")
+@click.option(
+    "--errors",
+    "errors_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Errors CSV (default: <checkpoint>.errors.csv).",
+)
+@click.option(
+    "--results",
+    "results_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Results CSV (default: <checkpoint>.results.csv).",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the summary as JSON here.",
+)
+@click.option(
+    "--passes",
+    default=",".join(PASSES),
+    show_default=True,
+    help="Which passes to run, comma-separated.",
+)
+@click.option(
+    "--map",
+    "mappings",
+    multiple=True,
+    metavar="FIELD=COLUMN",
+    help="Read FIELD from COLUMN (repeatable).",
+)
 @click.option("--encoding", help="Source encoding when not UTF-8, e.g. latin-1.")
 @click.option("--force", is_flag=True, help="Re-send rows already done and unchanged.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -171,7 +268,9 @@ def import_command(sources: tuple[Path, ...], **options: Any) -> None:
     for name in PASSES:
         options.pop(name, None)
     if not sources and not files:
-        raise UsageError("No source given.", "Name a folder, or pass --customers/--contacts/--onboardings.")
+        raise UsageError(
+            "No source given.", "Name a folder, or pass --customers/--contacts/--onboardings."
+        )
     settings = ImportSettings(
         connection=connection,
         folders=sources,
@@ -213,8 +312,9 @@ def _passes(text: str) -> tuple[str, ...]:
     chosen = tuple(part.strip() for part in text.split(",") if part.strip())
     unknown = [name for name in chosen if name not in PASSES]
     if unknown or not chosen:
-        raise UsageError(f"Unknown pass {', '.join(unknown) or text!r}.",
-                         f"Choose from {', '.join(PASSES)}.")
+        raise UsageError(
+            f"Unknown pass {', '.join(unknown) or text!r}.", f"Choose from {', '.join(PASSES)}."
+        )
     return tuple(name for name in PASSES if name in chosen)
 
 

@@ -81,8 +81,16 @@ async def run_import(
         run = checkpoint.begin_run()
         plan = _plan_if_needed(checkpoint, run, sources, settings)
         if settings.strict and plan.invalid:
-            return _finish(checkpoint, run, settings, started, plan, None, exit_code=2,
-                           error=f"{plan.invalid} invalid rows and --strict: nothing was sent.")
+            return _finish(
+                checkpoint,
+                run,
+                settings,
+                started,
+                plan,
+                None,
+                exit_code=2,
+                error=f"{plan.invalid} invalid rows and --strict: nothing was sent.",
+            )
         return await _send_all(checkpoint, run, settings, started, plan, progress)
     finally:
         checkpoint.close()
@@ -107,8 +115,9 @@ def _dry_run(
     with checkpoint.rolled_back():
         run = checkpoint.begin_run()
         plan = plan_import(checkpoint, run, sources, settings, record=False)
-        outcome = _outcome(checkpoint, run, settings, started, plan, None,
-                           exit_code=1 if plan.invalid else 0)
+        outcome = _outcome(
+            checkpoint, run, settings, started, plan, None, exit_code=1 if plan.invalid else 0
+        )
         outcome.errors_file = write_errors_file(checkpoint, run, settings.errors_file)
     counts = {name: {**kinds, "invalid": 0} for name, kinds in plan.kinds.items()}
     for name, invalid in plan.invalid_by_pass.items():
@@ -137,17 +146,34 @@ async def _send_all(
                         break
                     bar = progress.for_pass(pass_name, *checkpoint.pass_progress(run, pass_name))
                     with bar:
-                        await PassRunner(client, checkpoint, run, pass_name, settings, bar, stop).run()
+                        await PassRunner(
+                            client, checkpoint, run, pass_name, settings, bar, stop
+                        ).run()
         except (AuthenticationError, NoResponseError) as refused:
             error = refused
     if error is not None:
-        return _finish(checkpoint, run, settings, started, plan, client, exit_code=3,
-                       error=f"The API refused the run: {error}. The checkpoint is saved; "
-                             "run the same command again to resume.")
+        return _finish(
+            checkpoint,
+            run,
+            settings,
+            started,
+            plan,
+            client,
+            exit_code=3,
+            error=f"The API refused the run: {error}. The checkpoint is saved; "
+            "run the same command again to resume.",
+        )
     if stop.is_set():
-        return _finish(checkpoint, run, settings, started, plan, client, exit_code=130,
-                       error="Interrupted. The checkpoint is saved; run the same command again "
-                             "to resume.")
+        return _finish(
+            checkpoint,
+            run,
+            settings,
+            started,
+            plan,
+            client,
+            exit_code=130,
+            error="Interrupted. The checkpoint is saved; run the same command again to resume.",
+        )
     checkpoint.finish_run(run)
     return _finish(checkpoint, run, settings, started, plan, client, exit_code=None)
 
@@ -267,8 +293,9 @@ class PassRunner:
         assert row.request_path is not None and row.request_body is not None
         action = "created" if row.request_method == "POST" else "updated"
         target = row.request_payload or row.payload
-        await self._send(row, row.request_method or "POST", row.request_path, row.request_body,
-                         target, action)
+        await self._send(
+            row, row.request_method or "POST", row.request_path, row.request_body, target, action
+        )
         fresh = self.checkpoint.reload(row)
         if fresh.state == "done" and fresh.synced_payload != fresh.payload:
             await self._update(fresh)
@@ -293,8 +320,15 @@ class PassRunner:
         synced = row.synced_payload or {}
         body = dict(row.payload) if self.settings.force else changed_fields(synced, row.payload)
         if not body:
-            self.checkpoint.mark_done(row, "unchanged", row.pivotal_id, row.display_id, 0,
-                                      row.payload, payload_hash(row.payload))
+            self.checkpoint.mark_done(
+                row,
+                "unchanged",
+                row.pivotal_id,
+                row.display_id,
+                0,
+                row.payload,
+                payload_hash(row.payload),
+            )
             return
         path = f"/{COLLECTIONS[self.pass_name]}/{row.pivotal_id}"
         await self._send(row, "PATCH", path, body, row.payload, "updated")
@@ -327,28 +361,41 @@ class PassRunner:
         except (AuthenticationError, NoResponseError):
             raise  # the run stops; the request stays recorded and is re-sent next time
         except ServerError as error:
-            self.checkpoint.mark_failed(row, "failed", error.code, _no_answer(error),
-                                        _attempts(error), outcome_known=False)
+            self.checkpoint.mark_failed(
+                row, "failed", error.code, _no_answer(error), _attempts(error), outcome_known=False
+            )
         except ApiStatusError as error:
             adopted = await self.conflicts.resolve(row, error, target)
             if adopted is None:
-                self.checkpoint.mark_failed(row, "failed", error.code, error.api_message,
-                                            _attempts(error))
+                self.checkpoint.mark_failed(
+                    row, "failed", error.code, error.api_message, _attempts(error)
+                )
             else:
-                self.checkpoint.mark_done(row, "adopted", adopted.id, adopted.display_id,
-                                          _attempts(error), adopted.synced, payload_hash(adopted.synced))
+                self.checkpoint.mark_done(
+                    row,
+                    "adopted",
+                    adopted.id,
+                    adopted.display_id,
+                    _attempts(error),
+                    adopted.synced,
+                    payload_hash(adopted.synced),
+                )
                 fresh = self.checkpoint.reload(row)
                 if fresh.synced_payload != fresh.payload:
                     await self._update(fresh)
                     self.checkpoint.set_action(row, "adopted")
         else:
-            self.checkpoint.mark_done(row, action, str(response.body["id"]),
-                                      _display_id(response.body), response.attempts, target,
-                                      payload_hash(target))
+            self.checkpoint.mark_done(
+                row,
+                action,
+                str(response.body["id"]),
+                _display_id(response.body),
+                response.attempts,
+                target,
+                payload_hash(target),
+            )
 
-    async def _request(
-        self, method: str, path: str, body: dict[str, Any], key: str | None
-    ) -> Any:
+    async def _request(self, method: str, path: str, body: dict[str, Any], key: str | None) -> Any:
         """One request; `idempotency_key_in_use` (a twin still running) waits and retries."""
         for attempt in range(IN_USE_RETRIES):
             try:
@@ -444,4 +491,3 @@ def _attempts(error: BaseException) -> int:
 
 def _no_answer(error: BaseException) -> str:
     return f"{error} (no usable answer after {_attempts(error)} attempts; run again to retry)"
-

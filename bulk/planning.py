@@ -59,8 +59,9 @@ def fingerprint(sources: Sequence[OpenSource], settings: ImportSettings) -> str:
     parts: list[Any] = [sorted(settings.mapping.items()), settings.encoding, settings.force]
     for opened in sources:
         stat = opened.file.path.stat()
-        parts.append([opened.file.pass_name, str(opened.file.path.resolve()), stat.st_size,
-                      stat.st_mtime_ns])
+        parts.append(
+            [opened.file.pass_name, str(opened.file.path.resolve()), stat.st_size, stat.st_mtime_ns]
+        )
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
@@ -179,17 +180,28 @@ class _PassPlanner:
             known = existing.get(row.key)
             state, action, code, message = self._state(row, digest, known, known_parents)
             if state == "invalid":
+                assert code is not None and message is not None
                 self.checkpoint.record_invalid(
-                    self.run, [self._invalid(_problem(row, "customer_external_id", code, message), row)]
+                    self.run,
+                    [self._invalid(_problem(row, "customer_external_id", code, message), row)],
                 )
                 continue
             yield {
-                "pass": self.pass_name, "key": row.key, "line": row.line,
-                "source": self.opened.file.path.name, "run": self.run.id, "state": state,
-                "action": action, "customer_key": row.customer_key,
-                "customer_ref": row.customer_ref, "payload": payload,
-                "payload_hash": digest, "cells": json.dumps(row.cells, ensure_ascii=False),
-                "error_code": code, "error_message": message, "updated_at": now,
+                "pass": self.pass_name,
+                "key": row.key,
+                "line": row.line,
+                "source": self.opened.file.path.name,
+                "run": self.run.id,
+                "state": state,
+                "action": action,
+                "customer_key": row.customer_key,
+                "customer_ref": row.customer_ref,
+                "payload": payload,
+                "payload_hash": digest,
+                "cells": json.dumps(row.cells, ensure_ascii=False),
+                "error_code": code,
+                "error_message": message,
+                "updated_at": now,
                 "kind": _kind(state, known),
             }
 
@@ -204,12 +216,20 @@ class _PassPlanner:
         parent = row.customer_key
         if parent is not None and parent not in self.customer_lines:
             if parent in self.invalid_customers:
-                return ("skipped", "skipped", "customer_invalid",
-                        f"customer '{parent}' is invalid (line {self.invalid_customers[parent]})")
+                return (
+                    "skipped",
+                    "skipped",
+                    "customer_invalid",
+                    f"customer '{parent}' is invalid (line {self.invalid_customers[parent]})",
+                )
             if parent not in known_parents:
-                return ("invalid", None, "unknown_customer",
-                        f"customer_external_id '{parent}' is neither in the customers source "
-                        "nor known to the checkpoint")
+                return (
+                    "invalid",
+                    None,
+                    "unknown_customer",
+                    f"customer_external_id '{parent}' is neither in the customers source "
+                    "nor known to the checkpoint",
+                )
         if existing is None:
             return "pending", None, None, None
         state, synced_hash, _, _ = existing
@@ -222,8 +242,14 @@ class _PassPlanner:
         if self.pass_name == "customers" and key is not None:
             self.invalid_customers.setdefault(key, problem.line)
         return (
-            self.pass_name, problem.line, self.opened.file.path.name, key, problem.column,
-            problem.code, problem.message, _dump(problem.cells),
+            self.pass_name,
+            problem.line,
+            self.opened.file.path.name,
+            key,
+            problem.column,
+            problem.code,
+            problem.message,
+            _dump(problem.cells),
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
@@ -15,17 +15,26 @@ PLAIN_INTERVAL_S = 10.0
 class PassProgress:
     """Rows done out of the pass's total, with rate, ETA and failures."""
 
-    def __init__(self, name: str, total: int, settled: int, stream: TextIO | None, tty: bool) -> None:
+    def __init__(
+        self, name: str, total: int, settled: int, stream: TextIO | None, tty: bool
+    ) -> None:
         self.name = name
         self.total = total
         self.done = settled
         self.failed = 0
         self.stream = stream
-        self._bar: tqdm[None] | None = None
+        self._bar: tqdm[Any] | None = None
         self._last_line = 0.0
         if stream is not None and tty:
-            self._bar = tqdm(total=total, initial=settled, desc=name, unit="row", file=stream,
-                             dynamic_ncols=True, leave=True)
+            self._bar = tqdm(
+                total=total,
+                initial=settled,
+                desc=name,
+                unit="row",
+                file=stream,
+                dynamic_ncols=True,
+                leave=True,
+            )
 
     def advance(self, *, failed: bool = False) -> None:
         self.done += 1
@@ -40,8 +49,11 @@ class PassProgress:
     def _plain_line(self) -> None:
         assert self.stream is not None
         self._last_line = time.monotonic()
-        print(f"{self.name}: {self.done}/{self.total} rows, {self.failed} failed",
-              file=self.stream, flush=True)
+        print(
+            f"{self.name}: {self.done}/{self.total} rows, {self.failed} failed",
+            file=self.stream,
+            flush=True,
+        )
 
     def __enter__(self) -> PassProgress:
         if self._bar is None and self.stream is not None:
@@ -49,7 +61,10 @@ class PassProgress:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if self._bar is not None:
             self._bar.close()

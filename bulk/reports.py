@@ -67,11 +67,15 @@ class ImportSummary:
         return asdict(self)
 
     def render(self) -> str:
-        rows = [(name, *(getattr(c, column) for column in ("total", *COUNTED)))
-                for name, c in self.passes.items()]
+        rows = [
+            (name, *(getattr(c, column) for column in ("total", *COUNTED)))
+            for name, c in self.passes.items()
+        ]
         table = _table(("pass", "total", *COUNTED), rows)
-        return (f"{table}\nrequests {self.requests}, retries {self.retries}, "
-                f"rate-limited {self.rate_limited}, elapsed {self.elapsed_s:.1f} s")
+        return (
+            f"{table}\nrequests {self.requests}, retries {self.retries}, "
+            f"rate-limited {self.rate_limited}, elapsed {self.elapsed_s:.1f} s"
+        )
 
 
 @dataclass
@@ -86,8 +90,9 @@ class PlanSummary:
 
     @classmethod
     def from_counts(cls, counts: dict[str, dict[str, int]], rate_limit: int | None) -> PlanSummary:
-        passes = {name: {kind: counts.get(name, {}).get(kind, 0) for kind in PLANNED}
-                  for name in counts}
+        passes = {
+            name: {kind: counts.get(name, {}).get(kind, 0) for kind in PLANNED} for name in counts
+        }
         requests = sum(c["create"] + c["update"] + c["resend"] for c in passes.values())
         rate = rate_limit or DEFAULT_RATE_PER_MIN
         # a sliding window admits a full window's worth at once, then `rate` per minute
@@ -97,9 +102,11 @@ class PlanSummary:
     def render(self) -> str:
         rows = [(name, *(c[kind] for kind in PLANNED)) for name, c in self.passes.items()]
         note = " (the API's default; pass --rate-limit to change)" if self.rate_is_default else ""
-        return (f"{_table(('pass', *PLANNED), rows)}\n{self.requests} write requests; about "
-                f"{_duration(self.eta_s)} at {self.rate_per_min} requests/min{note}. "
-                "Dry run: nothing was sent.")
+        return (
+            f"{_table(('pass', *PLANNED), rows)}\n{self.requests} write requests; about "
+            f"{_duration(self.eta_s)} at {self.rate_per_min} requests/min{note}. "
+            "Dry run: nothing was sent."
+        )
 
 
 def write_errors_file(checkpoint: Checkpoint, run: Run, path: Path) -> Path | None:
@@ -120,8 +127,9 @@ def write_errors_file(checkpoint: Checkpoint, run: Run, path: Path) -> Path | No
         for pass_name, line, code, message, state, cells in sorted(
             checkpoint.problem_rows(run), key=lambda row: (_pass_order(row[0]), row[1])
         ):
-            writer.writerow([pass_name, line, *(cells.get(c) for c in columns), state, code,
-                             message])
+            writer.writerow(
+                [pass_name, line, *(cells.get(c) for c in columns), state, code, message]
+            )
     return path
 
 
@@ -131,9 +139,7 @@ def write_results_file(checkpoint: Checkpoint, run: Run, path: Path) -> Path:
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(["pass", "_line", "external_id", "action", "id", "display_id"])
-        writer.writerows(
-            sorted(checkpoint.result_rows(run), key=lambda row: (_pass_order(row[0]), row[1]))
-        )
+        writer.writerows(checkpoint.result_rows(run))
     return path
 
 
@@ -160,10 +166,14 @@ def _pass_order(name: str) -> int:
 def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
     cells = [tuple(str(v) for v in header), *(tuple(str(v) for v in row) for row in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths)))
-        for row in cells
-    )
+    lines = []
+    for row in cells:
+        padded = [
+            v.ljust(w) if i == 0 else v.rjust(w)
+            for i, (v, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(padded))
+    return "\n".join(lines)
 
 
 def _duration(seconds: float) -> str:

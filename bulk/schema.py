@@ -29,6 +29,7 @@ ONBOARDING_STATES = ("active", "paused", "at_risk", "waiting")
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 SLUG_MAX_LENGTH = 64
+_NON_SLUG = re.compile(r"[^a-z0-9]+")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 EMAIL_MAX_LENGTH = 254
 NAME_MAX_LENGTH = 200
@@ -164,9 +165,10 @@ def derive_slug(name: str) -> str:
     Accents are folded first (*decision*: `Café Crème` → `cafe-creme`), then the documented
     rule: lowercase, runs of non-alphanumerics become `-`, trimmed, at most 64 characters.
     """
-    folded = unicodedata.normalize("NFKD", name)
-    ascii_only = "".join(char for char in folded if not unicodedata.combining(char))
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_only.lower()).strip("-")
+    if not name.isascii():  # NFKD changes nothing in ASCII text: skip it on the hot path
+        folded = unicodedata.normalize("NFKD", name)
+        name = "".join(char for char in folded if not unicodedata.combining(char))
+    slug = _NON_SLUG.sub("-", name.lower()).strip("-")
     return slug[:SLUG_MAX_LENGTH].rstrip("-")
 
 

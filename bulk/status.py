@@ -18,9 +18,11 @@ def describe_checkpoint(path: Path) -> str:
     width = max([len("pass"), *(len(name) for name in counts)])
     lines = ["  ".join(["pass".ljust(width), *(state.rjust(9) for state in STATES)])]
     for pass_name, states in sorted(counts.items(), key=lambda item: _order(item[0])):
-        lines.append("  ".join(
-            [pass_name.ljust(width), *(str(states.get(state, 0)).rjust(9) for state in STATES)]
-        ))
+        lines.append(
+            "  ".join(
+                [pass_name.ljust(width), *(str(states.get(state, 0)).rjust(9) for state in STATES)]
+            )
+        )
     if not counts:
         lines.append("(no rows yet)")
     if errors:

@@ -19,7 +19,9 @@ WORKSPACE = "acme"
 KEY = f"pivotal_{WORKSPACE}"
 
 
-def import_settings(sandbox: Sandbox, tmp_path: Path, *folders: Path, **options: Any) -> ImportSettings:
+def import_settings(
+    sandbox: Sandbox, tmp_path: Path, *folders: Path, **options: Any
+) -> ImportSettings:
     connection = ConnectionSettings(api_key=KEY, base_url=sandbox.base_url, concurrency=4)
     return ImportSettings(
         connection=connection,
@@ -132,8 +134,11 @@ async def test_one_edited_cell_sends_one_patch(sandbox: Sandbox, tmp_path: Path)
     assert sandbox.stats.methods["POST"] == posts
     assert sandbox.stats.methods["PATCH"] == patches + 1
     assert counts(outcome, "updated") == {"customers": 1, "contacts": 0, "onboardings": 0}
-    edited = [c for c in sandbox.objects(WORKSPACE, "customer")
-              if c["metadata"]["external_id"] == edited_id]
+    edited = [
+        c
+        for c in sandbox.objects(WORKSPACE, "customer")
+        if c["metadata"]["external_id"] == edited_id
+    ]
     assert [c["plan"] for c in edited] == ["enterprise-2027"]
     assert_workspace_matches_samples(sandbox, folder)
 
@@ -156,9 +161,7 @@ async def test_faults_including_committed_then_failed_writes_leave_an_exact_work
 async def test_import_stays_within_a_small_rate_window(tmp_path: Path) -> None:
     config = SandboxConfig(rate_limit=20, test_rate_limit=20, window_s=1.0)
     async with running_sandbox(config) as sandbox:
-        outcome = await run_import(
-            import_settings(sandbox, tmp_path, passes=("customers",))
-        )
+        outcome = await run_import(import_settings(sandbox, tmp_path, passes=("customers",)))
 
         assert outcome.exit_code == 0, outcome.error
         assert counts(outcome, "created") == {"customers": 50}

@@ -23,14 +23,24 @@ KILL_AFTER_POSTS = (0, 15, 70, 120, 165)
 @pytest.fixture
 def slow_sandbox() -> Iterator[Sandbox]:
     """Latency makes every request take long enough for a kill to land mid-pass."""
-    with sandbox_in_thread(SandboxConfig(rate_limit=0, test_rate_limit=0, latency_ms=15)) as sandbox:
+    with sandbox_in_thread(
+        SandboxConfig(rate_limit=0, test_rate_limit=0, latency_ms=15)
+    ) as sandbox:
         yield sandbox
 
 
 def start_import(sandbox: Sandbox, checkpoint: Path) -> subprocess.Popen[bytes]:
     command = [
-        sys.executable, "-m", "bulk", "import", str(SAMPLES),
-        "--base-url", sandbox.base_url, "--checkpoint", str(checkpoint), "--quiet",
+        sys.executable,
+        "-m",
+        "bulk",
+        "import",
+        str(SAMPLES),
+        "--base-url",
+        sandbox.base_url,
+        "--checkpoint",
+        str(checkpoint),
+        "--quiet",
     ]
     environment = {**os.environ, "PIVOTAL_API_KEY": f"pivotal_{WORKSPACE}"}
     return subprocess.Popen(
@@ -52,9 +62,7 @@ def kill_after(process: subprocess.Popen[bytes], sandbox: Sandbox, posts: int) -
     return True
 
 
-def test_killed_imports_resume_to_an_exact_workspace(
-    slow_sandbox: Sandbox, tmp_path: Path
-) -> None:
+def test_killed_imports_resume_to_an_exact_workspace(slow_sandbox: Sandbox, tmp_path: Path) -> None:
     checkpoint = tmp_path / "import.sqlite"
     kills = 0
     for posts in KILL_AFTER_POSTS:

@@ -30,8 +30,16 @@ def test_help_lists_the_options() -> None:
     assert result.exit_code == 0, result.output
     assert "Serve a local Pivotal API on loopback, with SQLite storage." in result.output
     for option in (
-        "--host", "--port", "--db", "--rate-limit", "--test-rate-limit", "--rate-window",
-        "--latency-ms", "--fault-rate", "--fault-seed", "--revoke-key",
+        "--host",
+        "--port",
+        "--db",
+        "--rate-limit",
+        "--test-rate-limit",
+        "--rate-window",
+        "--latency-ms",
+        "--fault-rate",
+        "--fault-seed",
+        "--revoke-key",
     ):
         assert option in result.output, option
 
@@ -108,7 +116,8 @@ def test_a_subprocess_serves_and_stops_cleanly(signum: signal.Signals) -> None:
         assert (customer["display_id"], customer["slug"]) == (1, "cafe-creme-inc")
         status, page = call(base_url, "GET", "/customers")
         assert (status, page) == (
-            200, {"object": "list", "data": [customer], "has_more": False, "next_cursor": None}
+            200,
+            {"object": "list", "data": [customer], "has_more": False, "next_cursor": None},
         )
         status, refused = call(base_url, "GET", "/customers", key="pivotal_revoked")
         assert (status, refused["error"]["code"]) == (401, "api_key_revoked")

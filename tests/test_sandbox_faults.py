@@ -59,7 +59,11 @@ async def test_idempotent_retries_survive_every_kind_of_fault(
         retried = 0
         for index in range(count):
             answer, attempts = await until_answered(
-                http, sandbox, "POST", "/customers", json={"name": f"Customer {index}"},
+                http,
+                sandbox,
+                "POST",
+                "/customers",
+                json={"name": f"Customer {index}"},
                 headers={"Idempotency-Key": f"import-{index}"},
             )
             assert answer.status == 201, answer.raw
@@ -85,7 +89,11 @@ async def test_without_a_key_an_after_commit_fault_makes_a_duplicate(
     config = SandboxConfig(rate_limit=0, test_rate_limit=0, fault_rate=0.3, fault_seed=11)
     async with running_sandbox(config) as sandbox:
         customer, _ = await until_answered(
-            http, sandbox, "POST", "/customers", json={"name": "Acme"},
+            http,
+            sandbox,
+            "POST",
+            "/customers",
+            json={"name": "Acme"},
             headers={"Idempotency-Key": "customer"},
         )
         assert customer.status == 201
@@ -93,7 +101,10 @@ async def test_without_a_key_an_after_commit_fault_makes_a_duplicate(
         assert sandbox.stats.replays == customer_replays
         for index in range(count):
             answer, _ = await until_answered(
-                http, sandbox, "POST", "/onboardings",
+                http,
+                sandbox,
+                "POST",
+                "/onboardings",
                 json={"customer_id": customer.body["id"], "name": f"Onboarding {index}"},
             )
             assert answer.status == 201, answer.raw
@@ -143,7 +154,11 @@ async def test_data_survives_a_restart_on_the_same_file(
         )
         onboarding = await create(http, first, "/onboardings", {"customer_id": 1})
         stored = await api(
-            http, first, "POST", "/customers", json={"name": "Initech"},
+            http,
+            first,
+            "POST",
+            "/customers",
+            json={"name": "Initech"},
             headers={"Idempotency-Key": "key-1"},
         )
         before = await listed(http, first, "/customers")
@@ -155,7 +170,11 @@ async def test_data_survives_a_restart_on_the_same_file(
         assert (await api(http, second, "GET", "/onboardings/1")).body == onboarding
         assert (await api(http, second, "GET", "/customers/2")).status == 404
         replay = await api(
-            http, second, "POST", "/customers", json={"name": "Initech"},
+            http,
+            second,
+            "POST",
+            "/customers",
+            json={"name": "Initech"},
             headers={"Idempotency-Key": "key-1"},
         )
         assert (replay.status, replay.raw) == (201, stored.raw)
@@ -166,7 +185,9 @@ async def test_data_survives_a_restart_on_the_same_file(
         )
         onboarding2 = await create(http, second, "/onboardings", {"customer_id": 1})
         assert (customer["display_id"], contact2["display_id"], onboarding2["display_id"]) == (
-            4, 2, 2
+            4,
+            2,
+            2,
         )
         globex = await create(http, second, "/customers", {"name": "Globex"})
         assert (globex["slug"], globex["display_id"]) == ("globex", 5)

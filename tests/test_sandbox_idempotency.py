@@ -35,7 +35,12 @@ async def post(
     key: str = LIVE_KEY,
 ) -> Answer:
     return await api(
-        http, sandbox, "POST", path, key=key, json=body,
+        http,
+        sandbox,
+        "POST",
+        path,
+        key=key,
+        json=body,
         headers={"Idempotency-Key": idempotency_key},
     )
 
@@ -150,9 +155,7 @@ async def test_errors_are_not_stored(http: aiohttp.ClientSession, sandbox: Sandb
     assert await count(http, sandbox) == 1
 
 
-async def test_keys_are_scoped_per_workspace(
-    http: aiohttp.ClientSession, sandbox: Sandbox
-) -> None:
+async def test_keys_are_scoped_per_workspace(http: aiohttp.ClientSession, sandbox: Sandbox) -> None:
     mine = await post(http, sandbox, "/customers", {"name": "Acme"}, "key-1", key=LIVE_KEY)
     theirs = await post(http, sandbox, "/customers", {"name": "Acme"}, "key-1", key=OTHER_KEY)
     assert (mine.status, theirs.status) == (201, 201)
@@ -162,9 +165,7 @@ async def test_keys_are_scoped_per_workspace(
     assert different.status == 201
 
 
-async def test_keys_are_scoped_per_endpoint(
-    http: aiohttp.ClientSession, sandbox: Sandbox
-) -> None:
+async def test_keys_are_scoped_per_endpoint(http: aiohttp.ClientSession, sandbox: Sandbox) -> None:
     customer = await post(http, sandbox, "/customers", {"name": "Acme"}, "key-1")
     onboarding = await post(http, sandbox, "/onboardings", {"customer_id": 1}, "key-1")
     contact = await post(
@@ -209,7 +210,11 @@ async def test_the_key_is_ignored_on_patch(http: aiohttp.ClientSession, sandbox:
     await create(http, sandbox, "/customers", {"name": "Acme"})
     for plan in ("a", "b"):
         answer = await api(
-            http, sandbox, "PATCH", "/customers/1", json={"plan": plan},
+            http,
+            sandbox,
+            "PATCH",
+            "/customers/1",
+            json={"plan": plan},
             headers={"Idempotency-Key": "key-1"},
         )
         assert (answer.status, answer.body["plan"]) == (200, plan)

@@ -120,9 +120,7 @@ async def test_reset_is_the_oldest_request_plus_the_window_rounded_up(
     assert rate(second) == (5, 3, int(START) + 11)
 
 
-async def test_a_test_key_has_its_own_bucket(
-    http: aiohttp.ClientSession, limited: Sandbox
-) -> None:
+async def test_a_test_key_has_its_own_bucket(http: aiohttp.ClientSession, limited: Sandbox) -> None:
     for _ in range(LIVE_LIMIT):
         await api(http, limited, "GET", "/customers", key=LIVE_KEY)
     assert (await api(http, limited, "GET", "/customers", key=LIVE_KEY)).status == 429
@@ -137,9 +135,7 @@ async def test_a_test_key_has_its_own_bucket(
     assert (other.status, rate(other)[:2]) == (200, (LIVE_LIMIT, 4))
 
 
-async def test_health_is_not_rate_limited(
-    http: aiohttp.ClientSession, limited: Sandbox
-) -> None:
+async def test_health_is_not_rate_limited(http: aiohttp.ClientSession, limited: Sandbox) -> None:
     for _ in range(LIVE_LIMIT):
         await api(http, limited, "GET", "/customers")
     for _ in range(LIVE_LIMIT + 3):
@@ -153,12 +149,18 @@ async def test_unauthenticated_responses_carry_no_rate_headers(
     http: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     config = SandboxConfig(
-        rate_limit=LIVE_LIMIT, test_rate_limit=TEST_LIMIT, window_s=WINDOW, clock=clock,
+        rate_limit=LIVE_LIMIT,
+        test_rate_limit=TEST_LIMIT,
+        window_s=WINDOW,
+        clock=clock,
         revoked_keys=frozenset({"pivotal_revoked"}),
     )
     async with running_sandbox(config) as sandbox:
-        for key, code in ((None, "missing_api_key"), ("nope", "invalid_api_key"),
-                          ("pivotal_revoked", "api_key_revoked")):
+        for key, code in (
+            (None, "missing_api_key"),
+            ("nope", "invalid_api_key"),
+            ("pivotal_revoked", "api_key_revoked"),
+        ):
             for _ in range(LIVE_LIMIT + 1):
                 answer = await api(http, sandbox, "GET", "/customers", key=key)
                 assert_error(answer, 401, "authentication_error", code)
@@ -167,9 +169,7 @@ async def test_unauthenticated_responses_carry_no_rate_headers(
         assert rate(answer) == (LIVE_LIMIT, 4, int(START + WINDOW))
 
 
-@pytest.mark.parametrize(
-    ("live_limit", "test_limit"), [(0, 0), (0, TEST_LIMIT)]
-)
+@pytest.mark.parametrize(("live_limit", "test_limit"), [(0, 0), (0, TEST_LIMIT)])
 async def test_a_limit_of_zero_turns_limiting_off(
     http: aiohttp.ClientSession, clock: ManualClock, live_limit: int, test_limit: int
 ) -> None:

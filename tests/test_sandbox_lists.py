@@ -71,7 +71,9 @@ async def test_lists_are_newest_first(
     page = await listed(http, timed, "/customers")
     assert display_ids(page) == [3, 2, 1]
     assert [row["created_at"] for row in page["data"]] == [
-        iso(START + 3), iso(START + 2), iso(START + 1)
+        iso(START + 3),
+        iso(START + 2),
+        iso(START + 1),
     ]
     assert (page["has_more"], page["next_cursor"]) == (False, None)
 
@@ -125,7 +127,8 @@ async def test_the_cursor_returns_strictly_older_rows(
     assert display_ids(page) == [2, 1]
     between = iso(START + 2.5)
     assert display_ids(await listed(http, timed, "/customers", params={"cursor": between})) == [
-        2, 1
+        2,
+        1,
     ]
     oldest = await listed(http, timed, "/customers", params={"cursor": iso(START + 1)})
     assert oldest == EMPTY_LIST
@@ -228,7 +231,9 @@ async def test_contacts_list_per_customer(
     for customer in (1, 2, 1):
         clock.advance(1)
         await create(
-            http, timed, f"/customers/{customer}/contacts",
+            http,
+            timed,
+            f"/customers/{customer}/contacts",
             {"name": "X", "email": f"x{clock.now}@x.test"},
         )
     assert display_ids(await listed(http, timed, "/customers/1/contacts")) == [3, 1]
@@ -247,8 +252,12 @@ async def test_contacts_list_per_customer(
     ],
 )
 async def test_soft_delete_hides_the_row(
-    http: aiohttp.ClientSession, timed: Sandbox, clock: ManualClock,
-    collection: str, list_path: str, code: str,
+    http: aiohttp.ClientSession,
+    timed: Sandbox,
+    clock: ManualClock,
+    collection: str,
+    list_path: str,
+    code: str,
 ) -> None:
     await create(http, timed, "/customers", {"name": "Acme"})
     await create(http, timed, "/customers", {"name": "Globex"})
@@ -262,7 +271,10 @@ async def test_soft_delete_hides_the_row(
     deleted = await api(http, timed, "DELETE", f"/{collection}/2")
     assert deleted.status == 200
     assert deleted.body == {
-        "object": "deleted", "id": target["id"], "display_id": 2, "deleted": True
+        "object": "deleted",
+        "id": target["id"],
+        "display_id": 2,
+        "deleted": True,
     }
     for ref in ("2", target["id"]):
         assert_error(await api(http, timed, "GET", f"/{collection}/{ref}"), 404, "not_found", code)
@@ -337,7 +349,10 @@ async def test_another_workspace_cannot_touch_the_rows(
     theirs = {
         "customers": theirs_customer,
         "contacts": await create(
-            http, sandbox, "/customers/1/contacts", {"name": "A", "email": "a@x.test"},
+            http,
+            sandbox,
+            "/customers/1/contacts",
+            {"name": "A", "email": "a@x.test"},
             key=OTHER_KEY,
         ),
         "onboardings": await create(

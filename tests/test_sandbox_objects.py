@@ -42,7 +42,9 @@ async def _family(http: aiohttp.ClientSession, sandbox: Sandbox) -> dict[str, di
     """One customer with one contact and one onboarding (display_id 1 each)."""
     customer = await create(http, sandbox, "/customers", {"name": "Acme"})
     contact = await create(
-        http, sandbox, f"/customers/{customer['id']}/contacts",
+        http,
+        sandbox,
+        f"/customers/{customer['id']}/contacts",
         {"name": "Bob", "email": "bob@acme.test"},
     )
     onboarding = await create(http, sandbox, "/onboardings", {"customer_id": customer["id"]})
@@ -192,7 +194,9 @@ async def test_every_object_path_accepts_id_and_display_id(
     deleted = await api(http, sandbox, "DELETE", f"/{collection}/{ref}")
     assert deleted.status == 200
     assert deleted.body == {
-        "object": "deleted", "id": target["id"], "display_id": target["display_id"],
+        "object": "deleted",
+        "id": target["id"],
+        "display_id": target["display_id"],
         "deleted": True,
     }
 
@@ -285,7 +289,9 @@ async def test_patch_keeps_omitted_fields(
     http: aiohttp.ClientSession, timed: Sandbox, clock: ManualClock
 ) -> None:
     customer = await create(
-        http, timed, "/customers",
+        http,
+        timed,
+        "/customers",
         {"name": "Acme", "plan": "pro", "mrr": 500, "tags": ["a"], "metadata": {"k": [1]}},
     )
     clock.advance(60)
@@ -300,12 +306,18 @@ async def test_patch_ignores_read_only_fields(
 ) -> None:
     customer = await create(http, sandbox, "/customers", {"name": "Acme"})
     answer = await api(
-        http, sandbox, "PATCH", "/customers/1",
+        http,
+        sandbox,
+        "PATCH",
+        "/customers/1",
         json={"id": "cxyz", "display_id": 7, "livemode": False, "object": "contact"},
     )
     assert answer.status == 200
     assert {k: answer.body[k] for k in ("id", "display_id", "livemode", "object")} == {
-        "id": customer["id"], "display_id": 1, "livemode": True, "object": "customer",
+        "id": customer["id"],
+        "display_id": 1,
+        "livemode": True,
+        "object": "customer",
     }
 
 
@@ -328,8 +340,12 @@ async def test_create_contact_returns_the_full_envelope(
 ) -> None:
     customer = await create(http, timed, "/customers", {"name": "Acme"})
     body = {
-        "name": "Bob Smith", "email": "Bob.Smith@ACME.test", "title": "CTO",
-        "phone": "+1 555 0100", "is_primary": True, "labels": ["tech"],
+        "name": "Bob Smith",
+        "email": "Bob.Smith@ACME.test",
+        "title": "CTO",
+        "phone": "+1 555 0100",
+        "is_primary": True,
+        "labels": ["tech"],
     }
     contact = await create(http, timed, "/customers/1/contacts", body)
     assert contact == {
@@ -385,15 +401,21 @@ async def test_new_primary_contact_demotes_the_previous_one(
     await create(http, sandbox, "/customers", {"name": "Acme"})
     await create(http, sandbox, "/customers", {"name": "Globex"})
     await create(
-        http, sandbox, "/customers/1/contacts",
+        http,
+        sandbox,
+        "/customers/1/contacts",
         {"name": "A", "email": "a@x.test", "is_primary": True},
     )
     elsewhere = await create(
-        http, sandbox, "/customers/2/contacts",
+        http,
+        sandbox,
+        "/customers/2/contacts",
         {"name": "Z", "email": "z@x.test", "is_primary": True},
     )
     second = await create(
-        http, sandbox, "/customers/1/contacts",
+        http,
+        sandbox,
+        "/customers/1/contacts",
         {"name": "B", "email": "b@x.test", "is_primary": True},
     )
     assert second["is_primary"] is True
@@ -420,9 +442,7 @@ async def test_onboarding_customer_id_accepts_id_or_display_id(
 ) -> None:
     await create(http, timed, "/customers", {"name": "First"})
     customer = await create(http, timed, "/customers", {"name": "Acme"})
-    given: object = {
-        "id": customer["id"], "display_id": 2, "display_id_text": "2"
-    }[reference]
+    given: object = {"id": customer["id"], "display_id": 2, "display_id_text": "2"}[reference]
     onboarding = await create(http, timed, "/onboardings", {"customer_id": given})
     assert onboarding == {
         "object": "onboarding",
@@ -455,7 +475,9 @@ async def test_onboarding_normalises_target_launch_date(
 ) -> None:
     await create(http, sandbox, "/customers", {"name": "Acme"})
     onboarding = await create(
-        http, sandbox, "/onboardings",
+        http,
+        sandbox,
+        "/onboardings",
         {"customer_id": 1, "target_launch_date": "2026-07-01T12:00:00+02:00"},
     )
     assert onboarding["target_launch_date"] == "2026-07-01T10:00:00.000Z"
@@ -583,8 +605,10 @@ async def test_unknown_routes_are_route_not_found(
 
 @pytest.mark.parametrize(
     ("method", "path", "status", "code"),
-    [("POST", "/contacts", 404, "route_not_found"),
-     ("PATCH", "/customers", 405, "method_not_allowed")],
+    [
+        ("POST", "/contacts", 404, "route_not_found"),
+        ("PATCH", "/customers", 405, "method_not_allowed"),
+    ],
 )
 async def test_route_errors_do_not_depend_on_the_body(
     http: aiohttp.ClientSession, sandbox: Sandbox, method: str, path: str, status: int, code: str

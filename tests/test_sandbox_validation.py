@@ -59,25 +59,60 @@ BODY_CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
     ("POST", CONTACT, {"name": "Al", "email": "bob@"}, "invalid_string", "email"),
     ("POST", CONTACT, {"name": "Al", "email": "no-at-sign"}, "invalid_string", "email"),
     ("POST", CONTACT, {"name": "Al", "email": 7}, "invalid_type", "email"),
-    ("POST", CONTACT, {"name": "Al", "email": "a@x.test", "is_primary": "yes"},
-     "invalid_type", "is_primary"),
+    (
+        "POST",
+        CONTACT,
+        {"name": "Al", "email": "a@x.test", "is_primary": "yes"},
+        "invalid_type",
+        "is_primary",
+    ),
     ("POST", CONTACT, {"name": "Al", "email": "a@x.test", "labels": "x"}, "invalid_type", "labels"),
     ("POST", ONBOARDING, {}, "missing_field", "customer_id"),
     ("POST", ONBOARDING, {"customer_id": True}, "invalid_type", "customer_id"),
     ("POST", ONBOARDING, {"customer_id": 1, "phase": "done"}, "invalid_enum_value", "phase"),
     ("POST", ONBOARDING, {"customer_id": 1, "state": "asleep"}, "invalid_enum_value", "state"),
-    ("POST", ONBOARDING, {"customer_id": 1, "target_launch_date": "tomorrow"},
-     "invalid_string", "target_launch_date"),
-    ("POST", ONBOARDING, {"customer_id": 1, "target_launch_date": "2026-06-01"},
-     "invalid_string", "target_launch_date"),
-    ("POST", ONBOARDING, {"customer_id": 1, "target_launch_date": 20260601},
-     "invalid_type", "target_launch_date"),
-    ("POST", ONBOARDING, {"customer_id": 1, "waiting_on_customer": "no"},
-     "invalid_type", "waiting_on_customer"),
-    ("POST", ONBOARDING, {"customer_id": 1, "reminder_frequency_days": "2"},
-     "invalid_type", "reminder_frequency_days"),
-    ("POST", ONBOARDING, {"customer_id": 1, "reminder_frequency_days": 0},
-     "too_small", "reminder_frequency_days"),
+    (
+        "POST",
+        ONBOARDING,
+        {"customer_id": 1, "target_launch_date": "tomorrow"},
+        "invalid_string",
+        "target_launch_date",
+    ),
+    (
+        "POST",
+        ONBOARDING,
+        {"customer_id": 1, "target_launch_date": "2026-06-01"},
+        "invalid_string",
+        "target_launch_date",
+    ),
+    (
+        "POST",
+        ONBOARDING,
+        {"customer_id": 1, "target_launch_date": 20260601},
+        "invalid_type",
+        "target_launch_date",
+    ),
+    (
+        "POST",
+        ONBOARDING,
+        {"customer_id": 1, "waiting_on_customer": "no"},
+        "invalid_type",
+        "waiting_on_customer",
+    ),
+    (
+        "POST",
+        ONBOARDING,
+        {"customer_id": 1, "reminder_frequency_days": "2"},
+        "invalid_type",
+        "reminder_frequency_days",
+    ),
+    (
+        "POST",
+        ONBOARDING,
+        {"customer_id": 1, "reminder_frequency_days": 0},
+        "too_small",
+        "reminder_frequency_days",
+    ),
     ("POST", ONBOARDING, {"customer_id": 1, "name": "x" * 201}, "too_big", "name"),
     ("PATCH", "/customers/1", {"name": None}, "invalid_type", "name"),
     ("PATCH", "/customers/1", {"name": ""}, "too_small", "name"),
@@ -87,8 +122,13 @@ BODY_CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
     ("PATCH", "/contacts/1", {"email": "bob@"}, "invalid_string", "email"),
     ("PATCH", "/contacts/1", {"is_primary": "yes"}, "invalid_type", "is_primary"),
     ("PATCH", "/onboardings/1", {"phase": "done"}, "invalid_enum_value", "phase"),
-    ("PATCH", "/onboardings/1", {"target_launch_date": "tomorrow"},
-     "invalid_string", "target_launch_date"),
+    (
+        "PATCH",
+        "/onboardings/1",
+        {"target_launch_date": "tomorrow"},
+        "invalid_string",
+        "target_launch_date",
+    ),
 ]
 
 
@@ -170,7 +210,10 @@ async def test_out_of_range_target_launch_date_is_invalid_string(
 ) -> None:
     await _seed(http, sandbox)
     answer = await api(
-        http, sandbox, "POST", "/onboardings",
+        http,
+        sandbox,
+        "POST",
+        "/onboardings",
         json={"customer_id": 1, "target_launch_date": "0001-01-01T00:00:00+01:00"},
     )
     assert_error(answer, 400, "invalid_request_error", "invalid_string", "target_launch_date")
@@ -220,8 +263,14 @@ async def test_deeply_nested_json_is_not_a_500(
 @pytest.mark.parametrize("document", [[], ["name"], "Acme", 42, None, True])
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/customers"), ("POST", "/customers/1/contacts"), ("POST", "/onboardings"),
-     ("PATCH", "/customers/1"), ("PATCH", "/contacts/1"), ("PATCH", "/onboardings/1")],
+    [
+        ("POST", "/customers"),
+        ("POST", "/customers/1/contacts"),
+        ("POST", "/onboardings"),
+        ("PATCH", "/customers/1"),
+        ("PATCH", "/contacts/1"),
+        ("PATCH", "/onboardings/1"),
+    ],
 )
 async def test_a_body_that_is_not_an_object_is_invalid_type(
     http: aiohttp.ClientSession, sandbox: Sandbox, method: str, path: str, document: object
@@ -275,10 +324,18 @@ async def test_unknown_and_read_only_fields_are_ignored(
     http: aiohttp.ClientSession, sandbox: Sandbox
 ) -> None:
     answer = await api(
-        http, sandbox, "POST", "/customers",
+        http,
+        sandbox,
+        "POST",
+        "/customers",
         json={
-            "name": "Acme", "colour": "red", "id": "cfake", "display_id": 99, "object": "x",
-            "livemode": False, "created_at": "2000-01-01T00:00:00.000Z",
+            "name": "Acme",
+            "colour": "red",
+            "id": "cfake",
+            "display_id": 99,
+            "object": "x",
+            "livemode": False,
+            "created_at": "2000-01-01T00:00:00.000Z",
         },
     )
     assert answer.status == 201
@@ -286,7 +343,9 @@ async def test_unknown_and_read_only_fields_are_ignored(
     assert "colour" not in customer
     assert customer["id"] != "cfake"
     assert (customer["display_id"], customer["object"], customer["livemode"]) == (
-        1, "customer", True
+        1,
+        "customer",
+        True,
     )
     assert customer["created_at"] != "2000-01-01T00:00:00.000Z"
 
@@ -297,8 +356,12 @@ async def test_unknown_and_read_only_fields_are_ignored(
 async def test_missing_key_is_401_missing_api_key(
     http: aiohttp.ClientSession, sandbox: Sandbox
 ) -> None:
-    for method, path in (("GET", "/customers"), ("GET", "/me"), ("POST", "/customers"),
-                         ("GET", "/nope")):
+    for method, path in (
+        ("GET", "/customers"),
+        ("GET", "/me"),
+        ("POST", "/customers"),
+        ("GET", "/nope"),
+    ):
         answer = await api(http, sandbox, method, path, key=None, json={"name": "A"})
         assert_error(answer, 401, "authentication_error", "missing_api_key")
 
