@@ -14,7 +14,7 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,7 @@ async def run_import(
     started = time.monotonic()
     progress = progress or ProgressFactory(quiet=True)
     sources = open_sources(discover_sources(settings.folders, dict(settings.files)), settings)
+    settings = replace(settings, passes=tuple(opened.file.pass_name for opened in sources))
     dry_run_in_memory = settings.dry_run and not settings.checkpoint.exists()
     checkpoint = Checkpoint(":memory:" if dry_run_in_memory else settings.checkpoint)
     try:

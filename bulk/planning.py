@@ -49,7 +49,7 @@ def open_sources(files: Sequence[SourceFile], settings: ImportSettings) -> list[
         if file.pass_name not in settings.passes:
             continue
         source = open_source(file, encoding=settings.encoding)
-        planner = RowPlanner(file.pass_name, source.columns, settings.mapping)
+        planner = RowPlanner(file.pass_name, source.columns, settings.mapping, path=file.path)
         opened.append(OpenSource(file, source, planner))
     return opened
 
@@ -116,7 +116,8 @@ class _PassPlanner:
         self.customer_lines = customer_lines
         """Valid customer keys of this source and their lines (customers are planned first)."""
         self.invalid_customers = invalid_customers
-        self.seen: dict[str, int] = customer_lines if self.pass_name == "customers" else {}
+        self.seen: dict[str, int] = {}
+        """Every key met in this file (valid or not) and its first line."""
 
     def plan_all(self, tally: Counter[str] | None = None) -> int:
         """Plan every record; with a `tally`, count the planned rows instead of storing them."""
@@ -130,8 +131,13 @@ class _PassPlanner:
                 if problem is None:
                     assert isinstance(result, PlannedRow)
                     self.seen[result.key] = result.line
+                    if self.pass_name == "customers":
+                        self.customer_lines[result.key] = result.line
                     planned.append(result)
                 else:
+                    key = _cell_key(problem)
+                    if key is not None:  # a later row with this key is a duplicate all the same
+                        self.seen.setdefault(key, problem.line)
                     problems.append(self._invalid(problem, result))
             known_parents = self._checkpoint_parents(planned)
             with self.checkpoint.transaction():
