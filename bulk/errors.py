@@ -76,6 +76,9 @@ class SandboxError(BulkError):
 class ApiError(BulkError):
     """The API could not be used for a request."""
 
+    attempts: int = 1
+    """How many times the request was sent before this error was raised (set by the client)."""
+
 
 class NoResponseError(ApiError):
     """No usable answer (timeout, refused or dropped connection): the outcome is unknown."""

@@ -36,8 +36,6 @@ from bulk.settings import ImportSettings
 from bulk.sources import discover_sources
 
 COLLECTIONS = {"customers": "customers", "contacts": "contacts", "onboardings": "onboardings"}
-IN_USE_RETRIES = 10
-IN_USE_WAIT_S = 1.0
 
 
 @dataclass
@@ -358,7 +356,7 @@ class PassRunner:
         self.checkpoint.mark_in_flight(row, method, path, body, target)
         key = idempotency_key(self.pass_name, row.key) if method == "POST" else None
         try:
-            response = await self._request(method, path, body, key)
+            response = await self.client.request(method, path, json=body, idempotency_key=key)
         except (AuthenticationError, NoResponseError):
             raise  # the run stops; the request stays recorded and is re-sent next time
         except ServerError as error:
@@ -395,17 +393,6 @@ class PassRunner:
                 target,
                 payload_hash(target),
             )
-
-    async def _request(self, method: str, path: str, body: dict[str, Any], key: str | None) -> Any:
-        """One request; `idempotency_key_in_use` (a twin still running) waits and retries."""
-        for attempt in range(IN_USE_RETRIES):
-            try:
-                return await self.client.request(method, path, json=body, idempotency_key=key)
-            except ApiStatusError as error:
-                if error.code != "idempotency_key_in_use" or attempt == IN_USE_RETRIES - 1:
-                    raise
-                await asyncio.sleep(IN_USE_WAIT_S)
-        raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)

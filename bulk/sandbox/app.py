@@ -171,6 +171,7 @@ class SandboxApp:
         try:
             caller, key = self._authenticate(request)
         except ApiProblem as problem:
+            self.stats.statuses[problem.status] += 1
             return _problem_response(problem, {})
         headers: dict[str, str] = {}
         limit = self.config.rate_limit if caller.livemode else self.config.test_rate_limit
@@ -179,6 +180,7 @@ class SandboxApp:
             headers = decision.headers()
             if not decision.allowed:
                 self.stats.rate_limited += 1
+                self.stats.statuses[429] += 1
                 return _problem_response(_rate_limited(decision.retry_after_s), headers)
         self.stats.requests += 1
         self.stats.methods[request.method] += 1
@@ -212,7 +214,7 @@ class SandboxApp:
                 return self._fail(request, fault, headers)
             call = Call(
                 caller,
-                key[:12],
+                _key_prefix(key),
                 _key_id(key),
                 request.match_info,
                 request.query,
@@ -408,6 +410,11 @@ def _rate_limited(retry_after_s: int) -> ApiProblem:
         "rate_limited",
         f"Too many requests; retry after {retry_after_s} s.",
     )
+
+
+def _key_prefix(key: str) -> str:
+    """The key's kind, never any part of its secret: `pivotal_test_` or `pivotal_`."""
+    return "pivotal_test_" if _TEST_KEY.match(key) else "pivotal_"
 
 
 def _key_id(key: str) -> str:

@@ -1,0 +1,335 @@
+"""The Pivotal API over aiohttp: one session, retries, rate limits, and errors as `bulk.errors`.
+
+    async with PivotalClient(base_url, api_key) as client:
+        created = await client.request("POST", "customers", json={...}, idempotency_key=key)
+        async for customer in client.iterate("customers"):
+            ...
+
+Every attempt waits for a concurrency slot, then for the `RateGovernor`, then is sent. A 2xx
+with a JSON object body is success. 429 pauses every worker (Retry-After) and retries; no response,
+5xx or an unusable 2xx body retries with backoff under the same Idempotency-Key; any other 4xx is
+raised as `ApiStatusError`. The client is tolerant, as the API contract asks: unknown fields and
+enum values pass through untouched, and a missing or odd error envelope still becomes an error.
+
+The API key goes into the Authorization header and nowhere else: it is masked in `repr` and
+scrubbed from any text the server sends back into an exception message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json as jsonlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+
+from bulk import __version__
+from bulk.errors import (
+    ApiError,
+    ApiStatusError,
+    AuthenticationError,
+    BulkError,
+    NoResponseError,
+    RateLimitedError,
+    ServerError,
+    UsageError,
+)
+from bulk.ratelimit import RateGovernor
+from bulk.retry import RetryPolicy, parse_retry_after, wait_before_retry
+
+_log = logging.getLogger(__name__)
+"""Retries at debug level: method, path and the error, which never holds the key."""
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_CONCURRENCY = 4
+DEFAULT_RETRY = RetryPolicy()
+MAX_MESSAGE_CHARS = 300
+"""An error body that is not the API's envelope (a proxy's HTML page) is quoted this far."""
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    """A successful answer. `attempts` counts sends; `replayed` is an idempotent replay."""
+
+    status: int
+    body: dict[str, Any]
+    headers: Mapping[str, str]
+    attempts: int
+    replayed: bool
+
+
+@dataclass
+class ClientStats:
+    """What this client did: HTTP requests actually sent, re-sends, and 429s received."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+
+
+class PivotalClient:
+    """An async context manager holding one aiohttp session for a whole run."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        rate_limit: int | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        user_agent: str = f"bulk/{__version__}",
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise UsageError(f"--concurrency must be at least 1, not {concurrency}.")
+        if rate_limit is not None and rate_limit < 1:
+            raise UsageError(f"--rate-limit must be at least 1 request/min, not {rate_limit}.")
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.concurrency = concurrency
+        self.rate_limit = rate_limit
+        self.timeout_s = timeout_s
+        self.retry = retry
+        self.user_agent = user_agent
+        self.stats = ClientStats()
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._session: aiohttp.ClientSession | None = None
+        self._governor: RateGovernor | None = None
+        self._slots: asyncio.Semaphore | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"PivotalClient(base_url={self.base_url!r}, api_key={_mask(self._api_key)!r}, "
+            f"concurrency={self.concurrency})"
+        )
+
+    @property
+    def governor(self) -> RateGovernor:
+        """The rate governor of the open client (for progress displays and benchmarks)."""
+        if self._governor is None:
+            raise RuntimeError("PivotalClient is not open; use 'async with PivotalClient(...)'")
+        return self._governor
+
+    async def __aenter__(self) -> Self:
+        # Everything loop-bound is created here, inside the running loop, never in __init__.
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.concurrency),
+            timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            headers={
+                "Authorization": f"Bearer {self._api_key}",
+                "User-Agent": self.user_agent,
+                "Accept": "application/json",
+            },
+        )
+        self._governor = RateGovernor(
+            ceiling_per_min=self.rate_limit, clock=self._clock, sleep=self._sleep
+        )
+        self._slots = asyncio.Semaphore(self.concurrency)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+        self._session = self._governor = self._slots = None
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> ApiResponse:
+        """Send one API request, retrying what can be retried; raise what cannot.
+
+        A POST without a key gets a random one, so that at least this call's own retries cannot
+        create twice; callers that must survive a crash pass a key derived from the row.
+        """
+        if idempotency_key is None and method.upper() == "POST":
+            idempotency_key = f"bulk-{uuid.uuid4()}"
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else {}
+        url = f"{self.base_url}/{path.lstrip('/')}"
+        attempts = failures = refusals = 0
+        while True:
+            attempts += 1
+            if attempts > 1:
+                self.stats.retries += 1
+            try:
+                return await self._attempt(method, url, json, params, headers, attempts)
+            except ApiError as error:
+                if isinstance(error, RateLimitedError):
+                    refusals += 1
+                    self.stats.rate_limited += 1
+                else:
+                    failures += 1
+                kind_count = refusals if isinstance(error, RateLimitedError) else failures
+                wait = wait_before_retry(kind_count, error, self.retry, self._rng)
+                if wait is None:
+                    error.attempts = attempts
+                    raise
+                _log.debug("%s %s: %s; retrying in %.2f s", method, path, error, wait)
+                await self._wait(error, wait)
+
+    async def _wait(self, error: ApiError, wait_s: float) -> None:
+        """A 429 is about the key, so every worker pauses; other failures wait on their own."""
+        if isinstance(error, RateLimitedError):
+            self.governor.pause_until(self._clock() + wait_s)
+        else:
+            await self._sleep(wait_s)
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        json: Any,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str],
+        attempts: int,
+    ) -> ApiResponse:
+        """One send: a concurrency slot, the governor's go-ahead, then the HTTP exchange."""
+        session, governor, slots = self._open()
+        async with slots:
+            await governor.acquire()
+            sent_at = self._clock()
+            try:
+                # No redirects: aiohttp would turn a redirected POST into a GET. A 3xx is
+                # raised like any other status, pointing at a wrong base URL.
+                async with session.request(
+                    method, url, json=json, params=params, headers=headers, allow_redirects=False
+                ) as response:
+                    raw = await response.read()
+            except (aiohttp.ClientError, TimeoutError) as error:
+                if not isinstance(error, aiohttp.ClientConnectorError):
+                    self.stats.requests += 1  # it left; whether it arrived is unknown
+                raise _no_response(error, method, url, self.timeout_s) from error
+            self.stats.requests += 1
+            governor.observe(response.headers, sent_at)
+        return self._interpret(f"{method} {url}", response.status, response.headers, raw, attempts)
+
+    def _interpret(
+        self, where: str, status: int, headers: Mapping[str, str], raw: bytes, attempts: int
+    ) -> ApiResponse:
+        """Turn an HTTP answer into an `ApiResponse` or the matching `ApiStatusError`."""
+        if 200 <= status < 300:
+            body = _json_object(raw)
+            if body is None:
+                raise NoResponseError(f"{where}: {status} with a body that is not a JSON object.")
+            replayed = headers.get("Idempotent-Replayed", "").strip().lower() == "true"
+            return ApiResponse(status, body, headers, attempts, replayed)
+        raise self._status_error(status, headers, raw)
+
+    def _status_error(self, status: int, headers: Mapping[str, str], raw: bytes) -> ApiStatusError:
+        """The API's error envelope as an exception; a missing or odd envelope is tolerated."""
+        error = (_json_object(raw) or {}).get("error")
+        fields = error if isinstance(error, dict) else {}
+        text = raw.decode("utf-8", "replace").strip()[:MAX_MESSAGE_CHARS]
+        message = _text(fields.get("message")) or text or f"HTTP {status}"
+        error_type = _text(fields.get("type")) or "unknown"
+        code = _text(fields.get("code")) or f"http_{status}"
+        field = _text(fields.get("field"))
+        arguments = (status, error_type, code, self._scrub(message), field)
+        if status == 401:
+            return AuthenticationError(*arguments)
+        if status == 429:
+            retry_after = _parse_retry_after(headers.get("Retry-After"), self._clock())
+            return RateLimitedError(*arguments, retry_after_s=retry_after)
+        if status >= 500:
+            return ServerError(*arguments)
+        return ApiStatusError(*arguments)
+
+    def _scrub(self, text: str) -> str:
+        """Belt and braces: a server that echoes the key back does not get it into our errors."""
+        return text.replace(self._api_key, _mask(self._api_key)) if self._api_key else text
+
+    def _open(self) -> tuple[aiohttp.ClientSession, RateGovernor, asyncio.Semaphore]:
+        if self._session is None or self._governor is None or self._slots is None:
+            raise RuntimeError("PivotalClient is not open; use 'async with PivotalClient(...)'")
+        return self._session, self._governor, self._slots
+
+    # -- conveniences ------------------------------------------------------------------------
+
+    async def iterate(
+        self, path: str, params: Mapping[str, str] | None = None, *, page_size: int = 100
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every object of a list, newest first, page by page along `next_cursor`.
+
+        A plain walk: rows sharing a page boundary's `created_at` can be skipped (see the API's
+        pagination notes); an exporter that must see every row needs more than this.
+        """
+        query = {**(params or {}), "limit": str(page_size)}
+        while True:
+            page = (await self.request("GET", path, params=query)).body
+            for item in page.get("data") or []:
+                if isinstance(item, dict):
+                    yield item
+            cursor = page.get("next_cursor")
+            if not page.get("has_more") or not isinstance(cursor, str) or not cursor:
+                return
+            query["cursor"] = cursor
+
+    async def me(self) -> dict[str, Any]:
+        """The key and workspace the client talks as (`GET /me`)."""
+        return (await self.request("GET", "me")).body
+
+
+def _no_response(error: BaseException, method: str, url: str, timeout_s: float) -> BulkError:
+    """The one place aiohttp's exceptions become `bulk.errors`; messages carry no key."""
+    where = f"{method} {url}"
+    if isinstance(error, aiohttp.InvalidURL):
+        return UsageError(f"The API URL is not valid: {url}.", "Check --base-url.")
+    if isinstance(error, TimeoutError):  # ServerTimeoutError is one too
+        return NoResponseError(f"{where}: no answer within {timeout_s:g} s.")
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return NoResponseError(f"{where}: could not connect to {error.host}:{error.port}.")
+    if isinstance(error, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        return NoResponseError(f"{where}: the connection dropped before the answer was complete.")
+    return NoResponseError(f"{where}: {type(error).__name__}.")
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        value = jsonlib.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _parse_retry_after(value: str | None, now_s: float) -> float | None:
+    return parse_retry_after(value, datetime.fromtimestamp(now_s, UTC))
+
+
+def _mask(api_key: str) -> str:
+    """`pivotal_test_…` or `pivotal_…`: enough to tell live from test, nothing more."""
+    for prefix in ("pivotal_test_", "pivotal_"):
+        if api_key.startswith(prefix):
+            return prefix + "…"
+    return "…"

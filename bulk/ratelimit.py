@@ -1,0 +1,236 @@
+"""Sending as fast as the server's sliding window allows, and never faster.
+
+The API counts each key's requests in a sliding window (60 s, `X-RateLimit-Limit` requests). A
+steady pacer (one request every window/limit seconds) never trips it but wastes the window: the
+optimum sends a full window's worth as fast as concurrency allows, then each further request as
+soon as an old one leaves the window. `RateGovernor` does that by keeping its own log of send
+times that mirrors the server's window, and letting the headers correct it:
+
+- `X-RateLimit-Limit` sets the size of the log (60 until a response says otherwise; no header at
+  all means the server does not limit, and only the user's ceiling applies).
+- The window length is 60 s per the docs, then measured: on a response whose `Remaining` says the
+  server holds only that request, `Reset` (when it leaves, rounded up to whole seconds) minus our
+  send time is the window *plus* the latency, plus up to 1 s of rounding. Our log needs exactly
+  "window + latency" so that it releases each entry no earlier than the server does. Each such
+  response bounds it: at most `Reset - sent`, more than `Reset - 1 - sent`. We keep the tightest
+  upper bound (a send right after a pause that ended on a whole second would otherwise cost a
+  full second per window) but never go below the highest lower bound, and add a small margin
+  for latency that varies.
+- When `Remaining` shows the server counts more requests than our log (another client on the key,
+  or a run killed a moment ago), the difference becomes phantom entries. One expires at `Reset`;
+  the others when a request sent now would, because `Reset` only tells when the *oldest* leaves
+  and releasing them all at once would send a burst straight into 429s.
+- `Remaining: 0` and a 429's `Retry-After` pause every waiter until the given time. A refused
+  request (its response carries `Retry-After`) is taken back out of our log.
+
+An explicit user ceiling (`--rate-limit N`/min) is an `AsyncLimiter(1, 60 / N)`: one token every
+60/N s, never a burst (an `AsyncLimiter(N, 60)` starts full and bursts). It is taken once the
+window has room, in the same turn, so a wait for the window cannot bunch requests together.
+
+Until a window is measured, it is the documented 60 s: against a server with a shorter window
+whose requests are never down to one of ours (other traffic at start), we are slow, not wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import heapq
+import itertools
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiolimiter import AsyncLimiter
+
+DEFAULT_LIMIT = 60
+"""Requests per window assumed until a response carries `X-RateLimit-Limit` (the live-key limit)."""
+DEFAULT_WINDOW_S = 60.0
+"""The documented window, used until a response lets us measure it."""
+WINDOW_MARGIN_S = 0.25
+"""Added to the measured window: later requests may reach the server slower than measured ones."""
+MAX_WINDOW_S = 3600.0
+"""A `Reset` further than this from now is not epoch seconds (milliseconds?) and is ignored."""
+MAX_NAP_S = 1.0
+"""Waiters re-check at least this often, so a raised limit or a new pause takes effect quickly."""
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class RateGovernor:
+    """Admits requests so that the key's sliding window is never exceeded.
+
+    Create it inside the running event loop (the user ceiling's limiter binds to it). Call
+    `acquire()` immediately before each send, `observe()` with each response's headers and the
+    time that request was sent, and `pause_until()` after a 429.
+    """
+
+    def __init__(
+        self,
+        *,
+        ceiling_per_min: int | None = None,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._ceiling = AsyncLimiter(1, 60.0 / ceiling_per_min) if ceiling_per_min else None
+        self._limit = DEFAULT_LIMIT
+        self._limited: bool | None = None
+        """None until the first response; then whether the server sends rate-limit headers."""
+        self._window_s = DEFAULT_WINDOW_S
+        self._window_bounds: tuple[float, float] | None = None
+        """(highest lower bound, lowest upper bound) on window + latency, once measured."""
+        self._sent: list[float] = []
+        """Our send times, sorted; kept two windows so `observe` can look back from a send time."""
+        self._phantoms: list[float] = []
+        """Expiry times of requests the server counts and we did not send, sorted."""
+        self._paused_until = 0.0
+        self._turn = asyncio.Lock()
+        """Waiters take turns (FIFO), so spacing and the log's bookkeeping stay simple."""
+
+    @property
+    def limit(self) -> int | None:
+        """Requests per window we keep to; None when the server has shown it does not limit."""
+        return None if self._limited is False else self._limit
+
+    @property
+    def window_s(self) -> float:
+        """The window length we assume: the documented 60 s, or what the headers showed."""
+        return self._window_s
+
+    @property
+    def paused_until(self) -> float:
+        return self._paused_until
+
+    async def acquire(self) -> None:
+        """Wait until one more request fits in the window (and under the ceiling); count it sent."""
+        async with self._turn:
+            while True:
+                await self._wait_for_window()
+                if self._ceiling is None:
+                    break
+                await self._ceiling.acquire()
+                # A pause may have arrived while we waited for the ceiling: check again, so the
+                # ceiling's spacing holds and the window is still respected.
+                if self._wait_s(self._clock()) <= 0:
+                    break
+            if self._limited is not False:  # an unlimited server needs no log
+                bisect.insort(self._sent, self._clock())
+
+    def observe(self, headers: Mapping[str, str], sent_at: float) -> None:
+        """Learn from one response's `X-RateLimit-*` headers; `sent_at` is when it was sent."""
+        fields = {name.lower(): value for name, value in headers.items()}
+        limit = _int(fields.get("x-ratelimit-limit"))
+        if limit is None or limit <= 0:
+            # Once a server has limited us, a response without headers (a proxy's 502, say)
+            # does not mean it stopped; only a server that never sent them is taken as unlimited.
+            if self._limited is None:
+                self._limited = False
+            return
+        self._limited = True
+        self._limit = limit
+        now = self._clock()
+        remaining = _int(fields.get("x-ratelimit-remaining"))
+        reset = _float(fields.get("x-ratelimit-reset"))
+        if remaining is None or reset is None or abs(reset - now) >= MAX_WINDOW_S:
+            return  # no usable Reset (missing, or not epoch seconds): keep what we know
+        used = max(limit - remaining, 0)
+        if "retry-after" in fields:
+            self._forget_refused(sent_at)
+        elif used == 1:
+            self._learn_window(reset, sent_at)
+            self._phantoms.clear()  # the server holds only this request: nobody else is there
+        self._add_phantoms(used, sent_at, reset, now)
+        if remaining == 0:
+            self.pause_until(reset)
+
+    def pause_until(self, epoch_s: float) -> None:
+        """Hold every waiter until `epoch_s` (a 429's Retry-After, or a full window's Reset)."""
+        self._paused_until = max(self._paused_until, epoch_s)
+
+    # -- the log -----------------------------------------------------------------------------
+
+    async def _wait_for_window(self) -> None:
+        while (wait := self._wait_s(self._clock())) > 0:
+            await self._sleep(min(wait, MAX_NAP_S))
+
+    def _wait_s(self, now: float) -> float:
+        """Seconds until a request sent at `now` fits: the pause, and a free slot in the log."""
+        self._forget(now)
+        pause = self._paused_until - now
+        if self._limited is False:
+            return max(pause, 0.0)
+        first_alive = bisect.bisect_right(self._sent, now - self._window_s)
+        in_window = len(self._sent) - first_alive + len(self._phantoms)
+        if in_window < self._limit:
+            return max(pause, 0.0)
+        expiries = heapq.merge(
+            (sent + self._window_s for sent in itertools.islice(self._sent, first_alive, None)),
+            self._phantoms,
+        )
+        # The log frees its first slot for us when the (in_window - limit + 1)-th entry expires.
+        frees_at = next(itertools.islice(expiries, in_window - self._limit, None))
+        return max(pause, frees_at - now, 0.0)
+
+    def _forget(self, now: float) -> None:
+        del self._sent[: bisect.bisect_right(self._sent, now - 2 * self._window_s)]
+        del self._phantoms[: bisect.bisect_right(self._phantoms, now)]
+
+    def _forget_refused(self, sent_at: float) -> None:
+        """Take a refused (429) request out of the log: it took no slot on the server.
+
+        The docs say 429s are not counted. A server that does count them shows it in the next
+        `Remaining`, and phantom entries make up the difference; keeping refused requests in
+        the log instead would stall us for a whole window after a burst of 429s.
+        Our entry is the last one at or before `sent_at`: the client reads the clock for
+        `sent_at` right after `acquire()` returns, with no other task in between.
+        """
+        index = bisect.bisect_right(self._sent, sent_at) - 1
+        if index >= 0:
+            del self._sent[index]
+
+    def _learn_window(self, reset: float, sent_at: float) -> None:
+        """Narrow the window from a request the server held alone: it left in (reset - 1, reset]."""
+        upper = reset - sent_at
+        if upper <= 0:
+            return  # a clock far ahead of the server's; keep what we have
+        lower = upper - 1.0
+        if self._window_bounds is not None:
+            lower = max(lower, self._window_bounds[0])
+            upper = min(upper, self._window_bounds[1])
+        self._window_bounds = (lower, upper)
+        self._window_s = max(lower, upper) + WINDOW_MARGIN_S
+
+    def _add_phantoms(self, used: int, sent_at: float, reset: float, now: float) -> None:
+        """Make the log count at least what the server counted when this request arrived.
+
+        Ours are the requests we sent up to and including this one, still in the window then;
+        a request sent later that overtook it makes us slightly conservative, never too fast.
+        """
+        self._forget(now)
+        start = bisect.bisect_right(self._sent, sent_at - self._window_s)
+        ours = bisect.bisect_right(self._sent, sent_at) - start
+        missing = used - ours - len(self._phantoms)
+        if missing <= 0:
+            return
+        # The oldest of them leaves at Reset; the others within a window of now, but when
+        # exactly Reset does not say.
+        expiries = [reset, *[now + self._window_s] * (missing - 1)]
+        self._phantoms = sorted(self._phantoms + [e for e in expiries if e > now])
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text.strip()) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        value = float(text.strip()) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
