@@ -364,7 +364,7 @@ class PassRunner:
                 row, "failed", error.code, _no_answer(error), _attempts(error), outcome_known=False
             )
         except ApiStatusError as error:
-            adopted = await self.conflicts.resolve(row, error, target)
+            adopted = await self.conflicts.resolve(row, error, path, target)
             if adopted is None:
                 self.checkpoint.mark_failed(
                     row, "failed", error.code, error.api_message, _attempts(error)
@@ -412,12 +412,13 @@ class ConflictResolver:
         self._customers_by_slug: dict[str, dict[str, Any]] | None = None
 
     async def resolve(
-        self, row: RowState, error: ApiStatusError, target: dict[str, Any]
+        self, row: RowState, error: ApiStatusError, path: str, target: dict[str, Any]
     ) -> Adoption | None:
+        """The record to adopt for a refused POST to `path`, or None (`error` then says why)."""
         if error.code == "slug_taken" and row.pass_name == "customers":
             return await self._adopt_customer(row, error, target)
         if error.code == "email_taken" and row.pass_name == "contacts":
-            return await self._adopt_contact(row, error, target)
+            return await self._adopt_contact(row, error, path, target)
         return None
 
     async def _adopt_customer(
@@ -446,11 +447,10 @@ class ConflictResolver:
         return self._customers_by_slug.get(slug)
 
     async def _adopt_contact(
-        self, row: RowState, error: ApiStatusError, target: dict[str, Any]
+        self, row: RowState, error: ApiStatusError, path: str, target: dict[str, Any]
     ) -> Adoption | None:
         email = str(target.get("email", "")).lower()
-        path = (row.request_path or "").removesuffix("/contacts")
-        async for contact in self.client.iterate(f"{path}/contacts"):
+        async for contact in self.client.iterate(path):
             if str(contact.get("email", "")).lower() != email:
                 continue
             owner = self.checkpoint.key_of_pivotal_id("contacts", str(contact.get("id")))

@@ -80,3 +80,39 @@ def test_killed_imports_resume_to_an_exact_workspace(slow_sandbox: Sandbox, tmp_
     # each kill landed just after the sandbox admitted a POST whose answer the client never
     # read: the resumed run re-sent it under the same key and got the first result back
     assert slow_sandbox.stats.replays >= 1
+
+
+def test_ctrl_c_drains_in_flight_requests_saves_and_exits_130(
+    slow_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    checkpoint = tmp_path / "import.sqlite"
+    process = start_import(slow_sandbox, checkpoint)
+    target = 40
+    deadline = time.monotonic() + 60
+    while slow_sandbox.stats.methods["POST"] < target:
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.002)
+
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 130, stderr.decode()
+    assert "Interrupted. The checkpoint is saved" in stderr.decode()
+    assert "customers" in stdout.decode()  # the summary is printed
+    status = subprocess.run(
+        [sys.executable, "-m", "bulk", "status", str(checkpoint)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    customers = status.stdout.splitlines()[1].split()
+    assert customers[0] == "customers"
+    assert customers[2] == "0"  # nothing left in flight: every started request was answered
+    posts_when_stopped = slow_sandbox.stats.methods["POST"]
+    assert int(customers[3]) == posts_when_stopped  # each POST that left is recorded done
+
+    resumed = start_import(slow_sandbox, checkpoint)
+    _, resumed_stderr = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, resumed_stderr.decode()
+    assert_workspace_matches_samples(slow_sandbox)
+    assert slow_sandbox.stats.replays == 0  # a clean stop leaves nothing to replay

@@ -1,0 +1,81 @@
+"""`slug_taken` and `email_taken` are resolved, not ignored: our own record is adopted, someone
+else's is a conflict that fails the row and skips its children."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+import polars as pl
+from helpers import create
+from test_import import WORKSPACE, counts, import_settings
+
+from bulk.importer import run_import
+from bulk.sandbox import Sandbox
+
+
+def write_source(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "customers.csv").write_text(
+        "external_id,name,plan\n001,Acme,gold\n002,Globex,silver\n", encoding="utf-8"
+    )
+    (folder / "contacts.csv").write_text(
+        "customer_external_id,name,email\n001,Ann,Ann@Acme.com\n002,Bob,bob@globex.com\n",
+        encoding="utf-8",
+    )
+    return folder
+
+
+async def test_our_own_customer_and_contact_are_adopted_and_brought_up_to_date(
+    sandbox: Sandbox, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    # A customer and contact made by an earlier import whose checkpoint was lost.
+    acme = await create(
+        http,
+        sandbox,
+        "/customers",
+        {"name": "Acme", "plan": "bronze", "metadata": {"external_id": "001"}},
+    )
+    await create(
+        http, sandbox, f"/customers/{acme['id']}/contacts", {"name": "Ann", "email": "ann@acme.com"}
+    )
+    source = write_source(tmp_path / "source")
+
+    outcome = await run_import(import_settings(sandbox, tmp_path, source))
+
+    assert outcome.exit_code == 0, outcome.error
+    assert counts(outcome, "adopted") == {"customers": 1, "contacts": 1}
+    assert counts(outcome, "created") == {"customers": 1, "contacts": 1}
+    customers = {c["metadata"]["external_id"]: c for c in sandbox.objects(WORKSPACE, "customer")}
+    assert set(customers) == {"001", "002"}
+    assert customers["001"]["id"] == acme["id"]
+    assert customers["001"]["plan"] == "gold"  # adopted, then patched to the source's value
+    contacts = sandbox.objects(WORKSPACE, "contact")
+    assert sorted(c["email"] for c in contacts) == ["ann@acme.com", "bob@globex.com"]
+    results = pl.read_csv(tmp_path / "import.results.csv", infer_schema=False)
+    assert results.filter(pl.col("external_id") == "001")["id"].to_list() == [acme["id"]]
+
+
+async def test_someone_elses_slug_fails_the_row_and_skips_its_children(
+    sandbox: Sandbox, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    other = await create(
+        http, sandbox, "/customers", {"name": "Acme", "metadata": {"external_id": "crm-77"}}
+    )
+    source = write_source(tmp_path / "source")
+
+    outcome = await run_import(import_settings(sandbox, tmp_path, source))
+
+    assert outcome.exit_code == 1
+    assert counts(outcome, "failed") == {"customers": 1, "contacts": 0}
+    assert counts(outcome, "skipped") == {"customers": 0, "contacts": 1}
+    errors = pl.read_csv(tmp_path / "import.errors.csv", infer_schema=False).to_dicts()
+    by_pass = {row["_pass"]: row for row in errors}
+    assert by_pass["customers"]["_error_code"] == "slug_taken"
+    assert by_pass["customers"]["_error_message"] == (
+        f"slug 'acme' belongs to customer {other['id']} (external_id 'crm-77'), "
+        "not to external_id '001'"
+    )
+    assert by_pass["contacts"]["_state"] == "skipped"
+    assert by_pass["contacts"]["_error_message"].startswith("customer '001' is failed: slug 'acme'")
+    assert len(sandbox.objects(WORKSPACE, "customer")) == 2  # theirs and Globex, no duplicate
