@@ -79,6 +79,15 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "002_export_state",
+        """
+        CREATE TABLE export_state (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        """,
+    ),
 )
 
 
@@ -394,6 +403,31 @@ class Checkpoint:
             "UPDATE rows SET action = ? WHERE pass = ? AND key = ?",
             (action, row.pass_name, row.key),
         )
+
+    # -- export state ------------------------------------------------------------------------
+
+    def load_state(self, name: str) -> Any:
+        """A named piece of export state (JSON), or None."""
+        row = self._db.execute("SELECT value FROM export_state WHERE name = ?", (name,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def save_state(self, values: dict[str, Any]) -> None:
+        """Save several pieces of export state in one transaction."""
+        with self.transaction():
+            self._db.executemany(
+                "INSERT INTO export_state (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                [(name, json.dumps(value)) for name, value in values.items()],
+            )
+
+    def clear_state(self) -> None:
+        self._db.execute("DELETE FROM export_state")
+
+    def export_states(self) -> dict[str, Any]:
+        return {
+            name: json.loads(value)
+            for name, value in self._db.execute("SELECT name, value FROM export_state")
+        }
 
     # -- reporting ---------------------------------------------------------------------------
 

@@ -48,7 +48,7 @@ def reports_errors(command: F) -> F:
                 raise
             click.echo(f"Error: {error}", err=True)
             sys.exit(error.exit_code)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, asyncio.CancelledError):
             click.echo("Interrupted. Run the same command again to resume.", err=True)
             sys.exit(130)
 
@@ -326,3 +326,44 @@ def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
             raise UsageError(f"--map {pair!r} is not FIELD=COLUMN.", "Example: --map name=Company")
         mapping[field.strip()] = column
     return mapping
+
+
+@main.command("export")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Resumable state (default: OUT_DIR/.bulk-export.sqlite).",
+)
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["parquet", "csv"]),
+    default="parquet",
+    show_default=True,
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the summary as JSON here.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@connection_options
+@reports_errors
+def export_command(out_dir: Path, **options: Any) -> None:
+    """Export a whole workspace to Parquet (or CSV) files that `bulk import` can read."""
+    from bulk.exporter import ExportSettings, run_export
+    from bulk.progress import ProgressFactory
+    from bulk.reports import write_report
+
+    settings = ExportSettings(connection=_connection(options), out_dir=out_dir, **options)
+    outcome = asyncio.run(run_export(settings, ProgressFactory(quiet=settings.quiet)))
+    for warning in outcome.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    click.echo(outcome.render())
+    if settings.report_path is not None:
+        write_report(settings.report_path, outcome.to_json())
+    if outcome.error:
+        click.echo(f"Error: {outcome.error}", err=True)
+    sys.exit(outcome.exit_code)

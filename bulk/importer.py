@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import signal
 import time
 from collections.abc import Iterator
-from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from bulk.errors import (
     NoResponseError,
     ServerError,
 )
+from bulk.interrupts import stop_on_interrupt
 from bulk.planning import PlanOutcome, fingerprint, open_sources, plan_import
 from bulk.progress import PassProgress, ProgressFactory
 from bulk.reports import ImportSummary, PlanSummary, write_errors_file, write_results_file
@@ -136,7 +135,7 @@ async def _send_all(
     stop = asyncio.Event()
     client: PivotalClient | None = None
     error: BulkError | None = None
-    with _stop_on_interrupt(stop):
+    with stop_on_interrupt(stop):
         try:
             async with open_client(settings.connection) as client:
                 await client.me()  # a bad key or an unreachable API stops here, before any write
@@ -213,26 +212,6 @@ def _outcome(
     if exit_code is None:
         exit_code = 1 if summary.has_problems else 0
     return ImportOutcome(summary, exit_code, plan.warnings, error)
-
-
-class _stop_on_interrupt:
-    """Ctrl-C (or SIGTERM) sets `stop`: no new request starts, in-flight ones finish."""
-
-    def __init__(self, stop: asyncio.Event) -> None:
-        self.stop = stop
-        self.installed: list[int] = []
-
-    def __enter__(self) -> None:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, self.stop.set)
-                self.installed.append(signum)
-
-    def __exit__(self, *exc: object) -> None:
-        loop = asyncio.get_running_loop()
-        for signum in self.installed:
-            loop.remove_signal_handler(signum)
 
 
 class PassRunner:

@@ -16,9 +16,16 @@ class PassProgress:
     """Rows done out of the pass's total, with rate, ETA and failures."""
 
     def __init__(
-        self, name: str, total: int, settled: int, stream: TextIO | None, tty: bool
+        self,
+        name: str,
+        total: int | None,
+        settled: int,
+        stream: TextIO | None,
+        tty: bool,
+        unit: str = "row",
     ) -> None:
         self.name = name
+        self.unit = unit
         self.total = total
         self.done = settled
         self.failed = 0
@@ -30,17 +37,17 @@ class PassProgress:
                 total=total,
                 initial=settled,
                 desc=name,
-                unit="row",
+                unit=unit,
                 file=stream,
                 dynamic_ncols=True,
                 leave=True,
             )
 
-    def advance(self, *, failed: bool = False) -> None:
-        self.done += 1
+    def advance(self, count: int = 1, *, failed: bool = False) -> None:
+        self.done += count
         self.failed += failed
         if self._bar is not None:
-            self._bar.update(1)
+            self._bar.update(count)
             if failed:
                 self._bar.set_postfix(failed=self.failed, refresh=False)
         elif self.stream is not None and time.monotonic() - self._last_line >= PLAIN_INTERVAL_S:
@@ -49,10 +56,10 @@ class PassProgress:
     def _plain_line(self) -> None:
         assert self.stream is not None
         self._last_line = time.monotonic()
+        of_total = f"/{self.total}" if self.total is not None else ""
+        failed = f", {self.failed} failed" if self.failed else ""
         print(
-            f"{self.name}: {self.done}/{self.total} rows, {self.failed} failed",
-            file=self.stream,
-            flush=True,
+            f"{self.name}: {self.done}{of_total} {self.unit}s{failed}", file=self.stream, flush=True
         )
 
     def __enter__(self) -> PassProgress:
@@ -79,5 +86,7 @@ class ProgressFactory:
         self.stream = None if quiet else (stream or sys.stderr)
         self.tty = bool(self.stream is not None and self.stream.isatty())
 
-    def for_pass(self, name: str, total: int, settled: int) -> PassProgress:
-        return PassProgress(name, total, settled, self.stream, self.tty)
+    def for_pass(
+        self, name: str, total: int | None, settled: int = 0, unit: str = "row"
+    ) -> PassProgress:
+        return PassProgress(name, total, settled, self.stream, self.tty, unit)

@@ -1,0 +1,127 @@
+"""API objects as typed tables: the export's column layout, its part files and their merge.
+
+Columns come from `bulk.schema` with an explicit dtype each (never inferred: polars drops keys it
+meets late and chokes on all-null columns). Timestamps are datetimes, `tags`/`labels` lists of
+strings, `metadata` JSON text. `external_id` holds the Pivotal `id` and children carry
+`customer_external_id`, so an export folder is valid `bulk import` input. In CSV, lists are
+JSON arrays and timestamps the API's ISO text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from bulk.schema import SCHEMAS, Kind
+
+FILE_NAMES = {"customer": "customers", "contact": "contacts", "onboarding": "onboardings"}
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.3fZ"
+_DTYPES: dict[Kind, pl.DataType] = {
+    Kind.INTEGER: pl.Int64(),
+    Kind.BOOLEAN: pl.Boolean(),
+    Kind.DATETIME: pl.Datetime("ms", "UTC"),
+    Kind.STRING_LIST: pl.List(pl.String()),
+}
+
+
+def columns(object_name: str) -> dict[str, pl.DataType]:
+    """The export's columns for one object type, in order, with their dtypes."""
+    layout: dict[str, pl.DataType] = {
+        "external_id": pl.String(),
+        "id": pl.String(),
+        "display_id": pl.Int64(),
+    }
+    for field in SCHEMAS[object_name].fields:
+        name = "customer_external_id" if field.name == "customer_id" else field.name
+        layout[name] = _DTYPES.get(field.kind, pl.String())
+    layout["created_at"] = pl.Datetime("ms", "UTC")
+    layout["updated_at"] = pl.Datetime("ms", "UTC")
+    return layout
+
+
+def frame(object_name: str, rows: Sequence[Mapping[str, Any]], file_format: str) -> pl.DataFrame:
+    """A typed frame of API objects (for CSV: lists as JSON text, timestamps as ISO text)."""
+    layout = columns(object_name)
+    as_text = file_format == "csv"
+    data: dict[str, list[Any]] = {name: [] for name in layout}
+    for row in rows:
+        for name, dtype in layout.items():
+            value = _cell(name, row)
+            if as_text and isinstance(dtype, pl.List) and value is not None:
+                value = json.dumps(value, ensure_ascii=False)
+            data[name].append(value)
+    read_schema = {
+        name: pl.String()
+        if isinstance(dtype, pl.Datetime) or (as_text and dtype == pl.List)
+        else dtype
+        for name, dtype in layout.items()
+    }
+    table = pl.DataFrame(data, schema=read_schema, strict=False)
+    if as_text:
+        return table
+    return table.with_columns(
+        pl.col(name).str.to_datetime(
+            TIMESTAMP_FORMAT, time_unit="ms", time_zone="UTC", strict=False
+        )
+        for name, dtype in layout.items()
+        if isinstance(dtype, pl.Datetime)
+    )
+
+
+def _cell(name: str, row: Mapping[str, Any]) -> Any:
+    if name == "external_id":
+        return row.get("id")
+    if name == "customer_external_id":
+        return row.get("customer_id")
+    value = row.get(name)
+    if name == "metadata":
+        return json.dumps(value if value is not None else {}, ensure_ascii=False, sort_keys=True)
+    return value
+
+
+def write_part(table: pl.DataFrame, path: Path, file_format: str) -> None:
+    """Write a part file under a temporary name, then rename: a part exists whole or not at all."""
+    temporary = path.with_name(path.name + ".tmp")
+    if file_format == "csv":
+        table.write_csv(temporary)
+    else:
+        table.write_parquet(temporary)
+    os.replace(temporary, path)
+
+
+def merge_parts(
+    object_name: str, parts: Iterable[Path], destination: Path, file_format: str
+) -> int:
+    """Combine part files into one output file, streaming; returns its row count."""
+    part_list = sorted(parts)
+    temporary = destination.with_name(destination.name + ".tmp")
+    if not part_list:
+        write_part(frame(object_name, [], file_format), destination, file_format)
+        return 0
+    if file_format == "csv":
+        _concatenate_csv(part_list, temporary)
+    else:
+        pl.concat([pl.scan_parquet(part) for part in part_list]).sink_parquet(temporary)
+    os.replace(temporary, destination)
+    return _row_count(destination, file_format)
+
+
+def _concatenate_csv(parts: Sequence[Path], destination: Path) -> None:
+    with destination.open("wb") as out:
+        for index, part in enumerate(parts):
+            with part.open("rb") as source:
+                header = source.readline()
+                if index == 0:
+                    out.write(header)
+                shutil.copyfileobj(source, out)
+
+
+def _row_count(path: Path, file_format: str) -> int:
+    scan = pl.scan_csv(path, infer_schema=False) if file_format == "csv" else pl.scan_parquet(path)
+    return int(scan.select(pl.len()).collect().item())
