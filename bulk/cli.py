@@ -26,10 +26,12 @@ from bulk.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_CHECKPOINT,
     DEFAULT_CONCURRENCY,
+    DEFAULT_PART_ROWS,
     DEFAULT_SANDBOX_DB,
     DEFAULT_TIMEOUT_S,
     PASSES,
     ConnectionSettings,
+    ExportSettings,
     ImportSettings,
 )
 
@@ -349,11 +351,18 @@ def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
     help="Write the summary as JSON here.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option(
+    "--part-rows",
+    type=click.IntRange(min=1),
+    default=DEFAULT_PART_ROWS,
+    hidden=True,
+    help="Rows per part file (the unit of resumption).",
+)
 @connection_options
 @reports_errors
 def export_command(out_dir: Path, **options: Any) -> None:
     """Export a whole workspace to Parquet (or CSV) files that `bulk import` can read."""
-    from bulk.exporter import ExportSettings, run_export
+    from bulk.exporter import run_export
     from bulk.progress import ProgressFactory
     from bulk.reports import write_report
 

@@ -31,34 +31,15 @@ from bulk.errors import ApiStatusError, AuthenticationError, NoResponseError, Us
 from bulk.interrupts import stop_on_interrupt
 from bulk.progress import PassProgress, ProgressFactory
 from bulk.schema import CUSTOMER_STATUSES, ONBOARDING_PHASES, ONBOARDING_STATES
-from bulk.settings import ConnectionSettings
+from bulk.settings import ExportSettings
 from bulk.tables import FILE_NAMES, frame, merge_parts, write_part
 from bulk.walker import Split, WalkState, WalkWarnings, walk
 
-DEFAULT_PART_ROWS = 10_000
 CONTACT_BATCH = 64
 """Customers whose contacts are fetched together (at most `concurrency` requests at a time)."""
 CUSTOMER_SPLITS = (Split("status", CUSTOMER_STATUSES),)
 ONBOARDING_SPLITS = (Split("state", ONBOARDING_STATES), Split("phase", ONBOARDING_PHASES))
 OBJECTS = ("customer", "contact", "onboarding")
-
-
-@dataclass(frozen=True)
-class ExportSettings:
-    connection: ConnectionSettings
-    out_dir: Path
-    checkpoint: Path | None = None
-    """Default: `.bulk-export.sqlite` inside `out_dir`."""
-    file_format: str = "parquet"
-    report_path: Path | None = None
-    quiet: bool = False
-    part_rows: int = DEFAULT_PART_ROWS
-    reuse_finished: bool = False
-    """Keep a finished export as it is (a re-run migration) instead of exporting anew."""
-
-    @property
-    def checkpoint_file(self) -> Path:
-        return self.checkpoint or self.out_dir / ".bulk-export.sqlite"
 
 
 @dataclass

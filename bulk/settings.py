@@ -12,6 +12,7 @@ DEFAULT_CONCURRENCY = 4
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_SANDBOX_DB = Path(".bulk/sandbox.sqlite")
 DEFAULT_CHECKPOINT = Path("bulk-import.sqlite")
+DEFAULT_PART_ROWS = 10_000
 PASSES = ("customers", "contacts", "onboardings")
 
 
@@ -72,3 +73,21 @@ class ImportSettings:
     @property
     def results_file(self) -> Path:
         return self.results_path or self.sibling(".results.csv")
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    connection: ConnectionSettings
+    out_dir: Path
+    checkpoint: Path | None = None
+    """Default: `.bulk-export.sqlite` inside `out_dir`."""
+    file_format: str = "parquet"
+    report_path: Path | None = None
+    quiet: bool = False
+    part_rows: int = DEFAULT_PART_ROWS
+    reuse_finished: bool = False
+    """Keep a finished export as it is (a re-run migration) instead of exporting anew."""
+
+    @property
+    def checkpoint_file(self) -> Path:
+        return self.checkpoint or self.out_dir / ".bulk-export.sqlite"
