@@ -33,6 +33,7 @@ from bulk.settings import (
     ConnectionSettings,
     ExportSettings,
     ImportSettings,
+    MigrateSettings,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -368,6 +369,80 @@ def export_command(out_dir: Path, **options: Any) -> None:
 
     settings = ExportSettings(connection=_connection(options), out_dir=out_dir, **options)
     outcome = asyncio.run(run_export(settings, ProgressFactory(quiet=settings.quiet)))
+    for warning in outcome.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    click.echo(outcome.render())
+    if settings.report_path is not None:
+        write_report(settings.report_path, outcome.to_json())
+    if outcome.error:
+        click.echo(f"Error: {outcome.error}", err=True)
+    sys.exit(outcome.exit_code)
+
+
+@main.command("migrate")
+@click.option(
+    "--from-key",
+    required=True,
+    envvar="PIVOTAL_FROM_API_KEY",
+    show_envvar=True,
+    help="API key of the source workspace.",
+)
+@click.option(
+    "--to-key",
+    required=True,
+    envvar="PIVOTAL_TO_API_KEY",
+    show_envvar=True,
+    help="API key of the target workspace.",
+)
+@click.option("--from-url", default=DEFAULT_BASE_URL, show_default=True)
+@click.option("--to-url", default=DEFAULT_BASE_URL, show_default=True)
+@click.option(
+    "--workdir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Holds the export and both checkpoints; re-run with it to resume.",
+)
+@click.option("--sandbox", is_flag=True, help="Both workspaces live in the embedded sandbox.")
+@click.option(
+    "--sandbox-db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_SANDBOX_DB,
+    show_default=True,
+)
+@click.option(
+    "--concurrency", type=click.IntRange(1, 64), default=DEFAULT_CONCURRENCY, show_default=True
+)
+@click.option("--rate-limit", type=click.IntRange(min=1), help="Requests/min ceiling per key.")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_TIMEOUT_S,
+    show_default=True,
+)
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@reports_errors
+def migrate_command(**options: Any) -> None:
+    """Copy one workspace into another: export, then import with ids remapped."""
+    from bulk.migrate import run_migrate
+    from bulk.progress import ProgressFactory
+    from bulk.reports import write_report
+
+    shared = {
+        name: options.pop(name)
+        for name in ("sandbox", "sandbox_db", "concurrency", "rate_limit", "timeout_s")
+    }
+    settings = MigrateSettings(
+        source=ConnectionSettings(
+            api_key=options.pop("from_key"), base_url=options.pop("from_url"), **shared
+        ),
+        target=ConnectionSettings(
+            api_key=options.pop("to_key"), base_url=options.pop("to_url"), **shared
+        ),
+        **options,
+    )
+    outcome = asyncio.run(run_migrate(settings, ProgressFactory(quiet=settings.quiet)))
     for warning in outcome.warnings:
         click.echo(f"Warning: {warning}", err=True)
     click.echo(outcome.render())

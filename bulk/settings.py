@@ -91,3 +91,12 @@ class ExportSettings:
     @property
     def checkpoint_file(self) -> Path:
         return self.checkpoint or self.out_dir / ".bulk-export.sqlite"
+
+
+@dataclass(frozen=True)
+class MigrateSettings:
+    source: ConnectionSettings
+    target: ConnectionSettings
+    workdir: Path
+    report_path: Path | None = None
+    quiet: bool = False

@@ -1,0 +1,154 @@
+"""`bulk migrate`: export one workspace into a work folder, then import it into another.
+
+Ids are remapped by the import itself: the export writes each object's source `id` as its
+`external_id` (and children's `customer_external_id`), and the import checkpoint maps every
+source id to the id the target gave it. Both halves keep their own checkpoint in the work
+folder, so re-running the same command resumes whichever half was interrupted. It ends with a
+reconciliation of what the source had against what reached the target.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bulk.connection import open_client
+from bulk.errors import UsageError
+from bulk.exporter import ExportOutcome, read_manifest, run_export
+from bulk.importer import ImportOutcome, run_import
+from bulk.progress import ProgressFactory
+from bulk.reports import PassCounts
+from bulk.settings import ConnectionSettings, ExportSettings, ImportSettings, MigrateSettings
+from bulk.tables import FILE_NAMES
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """One object type: how many the source had, how many are in the target, and the gaps."""
+
+    object_type: str
+    source: int
+    target: int
+    missing: int
+    failed: int
+
+
+@dataclass
+class MigrateOutcome:
+    exit_code: int
+    reconciliation: list[Reconciliation] = field(default_factory=list)
+    export: ExportOutcome | None = None
+    imported: ImportOutcome | None = None
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    elapsed_s: float = 0.0
+
+    def render(self) -> str:
+        header = f"{'object':<13}{'source':>8}{'target':>8}{'missing':>9}{'failed':>8}"
+        lines = [header] + [
+            f"{row.object_type:<13}{row.source:>8}{row.target:>8}{row.missing:>9}{row.failed:>8}"
+            for row in self.reconciliation
+        ]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "exit_code": self.exit_code,
+            "reconciliation": [row.__dict__ for row in self.reconciliation],
+            "export": self.export.to_json() if self.export else None,
+            "import": self.imported.summary.to_json() if self.imported else None,
+            "warnings": self.warnings,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+async def run_migrate(
+    settings: MigrateSettings, progress: ProgressFactory | None = None
+) -> MigrateOutcome:
+    """Export the source into the work folder, import it into the target, reconcile."""
+    started = time.monotonic()
+    progress = progress or ProgressFactory(quiet=True)
+    await _refuse_same_workspace(settings.source, settings.target)
+    settings.workdir.mkdir(parents=True, exist_ok=True)
+    export_dir = settings.workdir / "export"
+    exported = await run_export(
+        ExportSettings(
+            connection=settings.source,
+            out_dir=export_dir,
+            checkpoint=settings.workdir / "export.sqlite",
+            quiet=settings.quiet,
+            reuse_finished=True,
+        ),
+        progress,
+    )
+    if exported.exit_code not in (0, 1):
+        return MigrateOutcome(
+            exported.exit_code,
+            export=exported,
+            error=exported.error,
+            warnings=exported.warnings,
+            elapsed_s=time.monotonic() - started,
+        )
+    imported = await run_import(
+        ImportSettings(
+            connection=settings.target,
+            folders=(export_dir,),
+            checkpoint=settings.workdir / "import.sqlite",
+            quiet=settings.quiet,
+        ),
+        progress,
+    )
+    reconciliation = reconcile(read_manifest(export_dir)["counts"], imported.summary.passes)
+    gaps = any(row.missing or row.failed for row in reconciliation) or exported.warnings
+    exit_code = imported.exit_code if imported.exit_code not in (0, 1) else int(bool(gaps))
+    return MigrateOutcome(
+        exit_code,
+        reconciliation,
+        exported,
+        imported,
+        warnings=[*exported.warnings, *imported.warnings],
+        error=imported.error,
+        elapsed_s=time.monotonic() - started,
+    )
+
+
+def reconcile(source_counts: dict[str, int], passes: dict[str, PassCounts]) -> list[Reconciliation]:
+    """Per object type: source count, rows that reached the target, missing and failed."""
+    rows = []
+    for file_name in FILE_NAMES.values():
+        counts = passes.get(file_name, PassCounts())
+        in_target = counts.created + counts.updated + counts.unchanged + counts.adopted
+        source = int(source_counts.get(file_name, 0))
+        rows.append(
+            Reconciliation(
+                file_name,
+                source,
+                in_target,
+                max(source - in_target, 0),
+                counts.failed + counts.skipped + counts.invalid,
+            )
+        )
+    return rows
+
+
+async def _refuse_same_workspace(source: ConnectionSettings, target: ConnectionSettings) -> None:
+    """Migrating a workspace into itself would double nothing but confuse everything: refuse."""
+    if source.api_key == target.api_key and source.base_url == target.base_url:
+        raise UsageError(
+            "--from-key and --to-key name the same workspace.",
+            "A workspace cannot be migrated into itself.",
+        )
+    source_id = await _organization_id(source)
+    if source_id is not None and source_id == await _organization_id(target):
+        raise UsageError(
+            f"The source and the target are the same workspace ({source_id}).",
+            "A workspace cannot be migrated into itself; check --from-key and --to-key.",
+        )
+
+
+async def _organization_id(connection: ConnectionSettings) -> str | None:
+    async with open_client(replace(connection, concurrency=1)) as client:
+        organization = (await client.me()).get("organization") or {}
+    value = organization.get("id")
+    return str(value) if value is not None else None
