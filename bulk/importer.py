@@ -343,7 +343,9 @@ class PassRunner:
                 row, "failed", error.code, _no_answer(error), _attempts(error), outcome_known=False
             )
         except ApiStatusError as error:
-            adopted = await self.conflicts.resolve(row, error, path, target)
+            adopted = None
+            if method == "POST":  # only a create can collide with a record we already made
+                adopted = await self.conflicts.resolve(row, error, path, target)
             if adopted is None:
                 self.checkpoint.mark_failed(
                     row, "failed", error.code, error.api_message, _attempts(error)

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from bulk.checkpoint import STATES, Checkpoint
 from bulk.settings import PASSES
 
 
 def describe_checkpoint(path: Path) -> str:
+    """An import checkpoint's rows by state and last errors, or an export's progress."""
     checkpoint = Checkpoint(path)
     try:
         counts = checkpoint.state_counts()
         errors = checkpoint.last_errors()
+        export = checkpoint.export_states()
     finally:
         checkpoint.close()
+    if export and not counts:
+        return _describe_export(export)
     width = max([len("pass"), *(len(name) for name in counts)])
     lines = ["  ".join(["pass".ljust(width), *(state.rjust(9) for state in STATES)])]
     for pass_name, states in sorted(counts.items(), key=lambda item: _order(item[0])):
@@ -35,3 +40,22 @@ def describe_checkpoint(path: Path) -> str:
 
 def _order(pass_name: str) -> int:
     return PASSES.index(pass_name) if pass_name in PASSES else len(PASSES)
+
+
+def _describe_export(state: dict[str, Any]) -> str:
+    phase = "finished" if state.get("phase") == "done" else "in progress (or stopped)"
+    lines = [f"export of workspace {state.get('workspace')!r}: {phase}"]
+    for object_name, label in (
+        ("customer", "customers"),
+        ("contact", "contacts"),
+        ("onboarding", "onboardings"),
+    ):
+        written = state.get(f"{object_name}.rows", 0)
+        lines.append(
+            f"  {label:<12} {written:>9} rows written in {state.get(f'{object_name}.parts', 0)} parts"
+        )
+    if "contact.customers_done" in state:
+        lines.append(f"  contacts walked for {state['contact.customers_done']} customers")
+    for warning in state.get("warnings", []):
+        lines.append(f"  warning: {warning}")
+    return "\n".join(lines)

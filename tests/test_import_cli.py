@@ -256,3 +256,20 @@ def test_parquet_samples_import_like_the_csv_ones(tmp_path: Path) -> None:
 
     assert result.exit_code == 0, result.output
     assert "customers       50       50" in result.stdout
+
+
+def test_status_describes_an_export_checkpoint(tmp_path: Path) -> None:
+    imported = bulk("import", str(SAMPLES), "--sandbox", "--quiet")
+    assert imported.exit_code == 0, imported.output
+    exported = bulk("export", str(tmp_path / "out"), "--sandbox", "--quiet")
+    assert exported.exit_code == 0, exported.output
+
+    status = bulk("status", str(tmp_path / "out" / ".bulk-export.sqlite"))
+
+    assert status.exit_code == 0
+    assert status.stdout.splitlines()[:4] == [
+        "export of workspace 'sandbox': finished",
+        "  customers           50 rows written in 1 parts",
+        "  contacts           100 rows written in 1 parts",
+        "  onboardings         40 rows written in 1 parts",
+    ]
