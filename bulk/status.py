@@ -51,9 +51,8 @@ def _describe_export(state: dict[str, Any]) -> str:
         ("onboarding", "onboardings"),
     ):
         written = state.get(f"{object_name}.rows", 0)
-        lines.append(
-            f"  {label:<12} {written:>9} rows written in {state.get(f'{object_name}.parts', 0)} parts"
-        )
+        parts = state.get(f"{object_name}.parts", 0)
+        lines.append(f"  {label:<12} {written:>9} rows written in {parts} parts")
     if "contact.customers_done" in state:
         lines.append(f"  contacts walked for {state['contact.customers_done']} customers")
     for warning in state.get("warnings", []):
