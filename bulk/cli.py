@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import click
 
@@ -110,6 +110,30 @@ def connection_options(command: F) -> F:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+class CommandOutcome(Protocol):
+    exit_code: int
+    warnings: list[str]
+    error: str | None
+
+    def render(self) -> str: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+def conclude(outcome: CommandOutcome, report_path: Path | None) -> None:
+    """Warnings and the error on stderr, the summary on stdout, the JSON report; then exit."""
+    from bulk.reports import write_report
+
+    for warning in outcome.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    click.echo(outcome.render())
+    if report_path is not None:
+        write_report(report_path, outcome.to_json())
+    if outcome.error:
+        click.echo(f"Error: {outcome.error}", err=True)
+    sys.exit(outcome.exit_code)
 
 
 def _connection(options: dict[str, Any]) -> ConnectionSettings:
@@ -264,7 +288,6 @@ def import_command(sources: tuple[Path, ...], **options: Any) -> None:
     """Import customers, contacts and onboardings from CSV or Parquet files."""
     from bulk.importer import run_import
     from bulk.progress import ProgressFactory
-    from bulk.reports import write_report
 
     connection = _connection(options)
     files = {name: options.pop(name) for name in PASSES if options.get(name) is not None}
@@ -283,22 +306,7 @@ def import_command(sources: tuple[Path, ...], **options: Any) -> None:
         **options,
     )
     outcome = asyncio.run(run_import(settings, ProgressFactory(quiet=settings.quiet)))
-    for warning in outcome.warnings:
-        click.echo(f"Warning: {warning}", err=True)
-    if outcome.plan is not None:
-        click.echo(outcome.plan.render())
-    else:
-        click.echo(outcome.summary.render())
-    if outcome.errors_file is not None:
-        click.echo(f"Problem rows: {outcome.errors_file}")
-    if settings.report_path is not None:
-        report = {"summary": outcome.summary.to_json(), "exit_code": outcome.exit_code}
-        if outcome.plan is not None:
-            report["plan"] = outcome.plan.__dict__
-        write_report(settings.report_path, report)
-    if outcome.error:
-        click.echo(f"Error: {outcome.error}", err=True)
-    sys.exit(outcome.exit_code)
+    conclude(outcome, settings.report_path)
 
 
 @main.command()
@@ -365,18 +373,10 @@ def export_command(out_dir: Path, **options: Any) -> None:
     """Export a whole workspace to Parquet (or CSV) files that `bulk import` can read."""
     from bulk.exporter import run_export
     from bulk.progress import ProgressFactory
-    from bulk.reports import write_report
 
     settings = ExportSettings(connection=_connection(options), out_dir=out_dir, **options)
     outcome = asyncio.run(run_export(settings, ProgressFactory(quiet=settings.quiet)))
-    for warning in outcome.warnings:
-        click.echo(f"Warning: {warning}", err=True)
-    click.echo(outcome.render())
-    if settings.report_path is not None:
-        write_report(settings.report_path, outcome.to_json())
-    if outcome.error:
-        click.echo(f"Error: {outcome.error}", err=True)
-    sys.exit(outcome.exit_code)
+    conclude(outcome, settings.report_path)
 
 
 @main.command("migrate")
@@ -427,7 +427,6 @@ def migrate_command(**options: Any) -> None:
     """Copy one workspace into another: export, then import with ids remapped."""
     from bulk.migrate import run_migrate
     from bulk.progress import ProgressFactory
-    from bulk.reports import write_report
 
     shared = {
         name: options.pop(name)
@@ -443,11 +442,4 @@ def migrate_command(**options: Any) -> None:
         **options,
     )
     outcome = asyncio.run(run_migrate(settings, ProgressFactory(quiet=settings.quiet)))
-    for warning in outcome.warnings:
-        click.echo(f"Warning: {warning}", err=True)
-    click.echo(outcome.render())
-    if settings.report_path is not None:
-        write_report(settings.report_path, outcome.to_json())
-    if outcome.error:
-        click.echo(f"Error: {outcome.error}", err=True)
-    sys.exit(outcome.exit_code)
+    conclude(outcome, settings.report_path)

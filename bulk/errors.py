@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+RESUME_HINT = "The checkpoint is saved; run the same command again to resume."
+
 
 class BulkError(Exception):
     """A failure with a message fit for the user and, where there is one, a remedy."""

@@ -27,7 +27,13 @@ from bulk import __version__
 from bulk.checkpoint import Checkpoint
 from bulk.client import PivotalClient
 from bulk.connection import open_client
-from bulk.errors import ApiStatusError, AuthenticationError, NoResponseError, UsageError
+from bulk.errors import (
+    RESUME_HINT,
+    ApiStatusError,
+    AuthenticationError,
+    NoResponseError,
+    UsageError,
+)
 from bulk.interrupts import stop_on_interrupt
 from bulk.progress import PassProgress, ProgressFactory
 from bulk.schema import CUSTOMER_STATUSES, ONBOARDING_PHASES, ONBOARDING_STATES
@@ -104,24 +110,13 @@ async def _export(
             async with open_client(settings.connection) as client:
                 run = _ExportRun(settings, checkpoint, client, progress, stop)
                 await run.all_phases()
-                outcome = (
-                    _finished_outcome(settings, started)
-                    if not stop.is_set()
-                    else (
-                        _partial(
-                            checkpoint,
-                            130,
-                            "Interrupted. The checkpoint is saved; run the "
-                            "same command again to resume.",
-                        )
-                    )
-                )
+                if stop.is_set():
+                    outcome = _partial(checkpoint, 130, f"Interrupted. {RESUME_HINT}")
+                else:
+                    outcome = _finished_outcome(settings, started)
         except (AuthenticationError, NoResponseError) as refused:
             outcome = _partial(
-                checkpoint,
-                3,
-                f"The API refused the export: {refused}. The "
-                "checkpoint is saved; run the same command again to resume.",
+                checkpoint, 3, f"The API refused the export: {refused}. {RESUME_HINT}"
             )
     if client is not None:
         outcome.requests, outcome.retries = client.stats.requests, client.stats.retries

@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,9 @@ from bulk.checkpoint import Checkpoint, RowState, Run
 from bulk.client import PivotalClient
 from bulk.connection import open_client
 from bulk.errors import (
+    RESUME_HINT,
     ApiStatusError,
     AuthenticationError,
-    BulkError,
     NoResponseError,
     ServerError,
 )
@@ -49,6 +49,18 @@ class ImportOutcome:
     errors_file: Path | None = None
     results_file: Path | None = None
 
+    def render(self) -> str:
+        text = self.plan.render() if self.plan is not None else self.summary.render()
+        if self.errors_file is not None:
+            text += f"\nProblem rows: {self.errors_file}"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        report: dict[str, Any] = {"summary": self.summary.to_json(), "exit_code": self.exit_code}
+        if self.plan is not None:
+            report["plan"] = asdict(self.plan)
+        return report
+
 
 def idempotency_key(pass_name: str, key: str) -> str:
     """Stable across runs and machines: the same row always sends the same key."""
@@ -68,7 +80,6 @@ async def run_import(
 ) -> ImportOutcome:
     """Plan, then send, then report; the checkpoint makes every step resumable."""
     started = time.monotonic()
-    progress = progress or ProgressFactory(quiet=True)
     sources = open_sources(discover_sources(settings.folders, dict(settings.files)), settings)
     settings = replace(settings, passes=tuple(opened.file.pass_name for opened in sources))
     dry_run_in_memory = settings.dry_run and not settings.checkpoint.exists()
@@ -78,18 +89,10 @@ async def run_import(
             return _dry_run(checkpoint, sources, settings, started)
         run = checkpoint.begin_run()
         plan = _plan_if_needed(checkpoint, run, sources, settings)
+        session = _ImportSession(checkpoint, run, settings, plan, started)
         if settings.strict and plan.invalid:
-            return _finish(
-                checkpoint,
-                run,
-                settings,
-                started,
-                plan,
-                None,
-                exit_code=2,
-                error=f"{plan.invalid} invalid rows and --strict: nothing was sent.",
-            )
-        return await _send_all(checkpoint, run, settings, started, plan, progress)
+            return session.finish(2, f"{plan.invalid} invalid rows and --strict: nothing was sent.")
+        return await session.send_all(progress or ProgressFactory(quiet=True))
     finally:
         checkpoint.close()
 
@@ -113,9 +116,8 @@ def _dry_run(
     with checkpoint.rolled_back():
         run = checkpoint.begin_run()
         plan = plan_import(checkpoint, run, sources, settings, record=False)
-        outcome = _outcome(
-            checkpoint, run, settings, started, plan, None, exit_code=1 if plan.invalid else 0
-        )
+        session = _ImportSession(checkpoint, run, settings, plan, started)
+        outcome = session.outcome(1 if plan.invalid else 0)
         outcome.errors_file = write_errors_file(checkpoint, run, settings.errors_file)
     counts = {name: {**kinds, "invalid": 0} for name, kinds in plan.kinds.items()}
     for name, invalid in plan.invalid_by_pass.items():
@@ -124,94 +126,68 @@ def _dry_run(
     return outcome
 
 
-async def _send_all(
-    checkpoint: Checkpoint,
-    run: Run,
-    settings: ImportSettings,
-    started: float,
-    plan: PlanOutcome,
-    progress: ProgressFactory,
-) -> ImportOutcome:
-    stop = asyncio.Event()
+@dataclass
+class _ImportSession:
+    """One run of an import after planning: sending, then the outcome and its files."""
+
+    checkpoint: Checkpoint
+    run: Run
+    settings: ImportSettings
+    plan: PlanOutcome
+    started: float
     client: PivotalClient | None = None
-    error: BulkError | None = None
-    with stop_on_interrupt(stop):
+
+    async def send_all(self, progress: ProgressFactory) -> ImportOutcome:
+        stop = asyncio.Event()
         try:
-            async with open_client(settings.connection) as client:
-                await client.me()  # a bad key or an unreachable API stops here, before any write
-                for pass_name in settings.passes:
-                    if stop.is_set():
-                        break
-                    bar = progress.for_pass(pass_name, *checkpoint.pass_progress(run, pass_name))
-                    with bar:
-                        await PassRunner(
-                            client, checkpoint, run, pass_name, settings, bar, stop
-                        ).run()
+            with stop_on_interrupt(stop):
+                async with open_client(self.settings.connection) as self.client:
+                    await self.client.me()  # a bad key or a dead API stops here, before writes
+                    for pass_name in self.settings.passes:
+                        if stop.is_set():
+                            break
+                        await self._send_pass(pass_name, progress, stop)
         except (AuthenticationError, NoResponseError) as refused:
-            error = refused
-    if error is not None:
-        return _finish(
-            checkpoint,
-            run,
-            settings,
-            started,
-            plan,
-            client,
-            exit_code=3,
-            error=f"The API refused the run: {error}. The checkpoint is saved; "
-            "run the same command again to resume.",
+            return self.finish(3, f"The API refused the run: {refused}. {RESUME_HINT}")
+        if stop.is_set():
+            return self.finish(130, f"Interrupted. {RESUME_HINT}")
+        self.checkpoint.finish_run(self.run)
+        return self.finish(None)
+
+    async def _send_pass(
+        self, pass_name: str, progress: ProgressFactory, stop: asyncio.Event
+    ) -> None:
+        assert self.client is not None
+        total, settled = self.checkpoint.pass_progress(self.run, pass_name)
+        with progress.for_pass(pass_name, total, settled) as bar:
+            runner = PassRunner(
+                self.client, self.checkpoint, self.run, pass_name, self.settings, bar, stop
+            )
+            await runner.run()
+
+    def finish(self, exit_code: int | None, error: str | None = None) -> ImportOutcome:
+        """The outcome, with the errors and results files written from the checkpoint."""
+        outcome = self.outcome(exit_code, error)
+        outcome.errors_file = write_errors_file(
+            self.checkpoint, self.run, self.settings.errors_file
         )
-    if stop.is_set():
-        return _finish(
-            checkpoint,
-            run,
-            settings,
-            started,
-            plan,
-            client,
-            exit_code=130,
-            error="Interrupted. The checkpoint is saved; run the same command again to resume.",
+        outcome.results_file = write_results_file(
+            self.checkpoint, self.run, self.settings.results_file
         )
-    checkpoint.finish_run(run)
-    return _finish(checkpoint, run, settings, started, plan, client, exit_code=None)
+        return outcome
 
-
-def _finish(
-    checkpoint: Checkpoint,
-    run: Run,
-    settings: ImportSettings,
-    started: float,
-    plan: PlanOutcome,
-    client: PivotalClient | None,
-    *,
-    exit_code: int | None,
-    error: str | None = None,
-) -> ImportOutcome:
-    outcome = _outcome(checkpoint, run, settings, started, plan, client, exit_code, error)
-    outcome.errors_file = write_errors_file(checkpoint, run, settings.errors_file)
-    outcome.results_file = write_results_file(checkpoint, run, settings.results_file)
-    return outcome
-
-
-def _outcome(
-    checkpoint: Checkpoint,
-    run: Run,
-    settings: ImportSettings,
-    started: float,
-    plan: PlanOutcome,
-    client: PivotalClient | None,
-    exit_code: int | None,
-    error: str | None = None,
-) -> ImportOutcome:
-    summary = ImportSummary.from_counts(
-        checkpoint.action_counts(run),
-        settings.passes,
-        client.stats if client is not None else None,
-        time.monotonic() - started,
-    )
-    if exit_code is None:
-        exit_code = 1 if summary.has_problems else 0
-    return ImportOutcome(summary, exit_code, plan.warnings, error)
+    def outcome(self, exit_code: int | None, error: str | None = None) -> ImportOutcome:
+        """`exit_code` None means: 0 when every row is done, else 1."""
+        stats = self.client.stats if self.client is not None else None
+        summary = ImportSummary.from_counts(
+            self.checkpoint.action_counts(self.run),
+            self.settings.passes,
+            stats,
+            time.monotonic() - self.started,
+        )
+        if exit_code is None:
+            exit_code = 1 if summary.has_problems else 0
+        return ImportOutcome(summary, exit_code, self.plan.warnings, error)
 
 
 class PassRunner:
