@@ -24,6 +24,12 @@ from pathlib import Path
 RESUME_HINT = "The checkpoint is saved; run the same command again to resume."
 
 
+def as_sentence(error: BaseException) -> str:
+    """The error's message ending in exactly one full stop, ready to be followed by more."""
+    text = str(error).rstrip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
 class BulkError(Exception):
     """A failure with a message fit for the user and, where there is one, a remedy."""
 

@@ -33,6 +33,7 @@ from bulk.errors import (
     AuthenticationError,
     NoResponseError,
     UsageError,
+    as_sentence,
 )
 from bulk.interrupts import stop_on_interrupt
 from bulk.progress import PassProgress, ProgressFactory
@@ -116,7 +117,7 @@ async def _export(
                     outcome = _finished_outcome(settings, started)
         except (AuthenticationError, NoResponseError) as refused:
             outcome = _partial(
-                checkpoint, 3, f"The API refused the export: {refused}. {RESUME_HINT}"
+                checkpoint, 3, f"The API refused the export: {as_sentence(refused)} {RESUME_HINT}"
             )
     if client is not None:
         outcome.requests, outcome.retries = client.stats.requests, client.stats.retries
@@ -164,8 +165,10 @@ class _ExportRun:
                 {"workspace": organization.get("slug"), "organization_id": organization.get("id")}
             )
         await self._walk_list("customer", "/customers", CUSTOMER_SPLITS)
+        customer_split = Split("customer_id", self._column("customer", "id"))
+        await self._walk_list("onboarding", "/onboardings", (*ONBOARDING_SPLITS, customer_split))
+        await self._late_customers()
         await self._contacts()
-        await self._walk_list("onboarding", "/onboardings", ONBOARDING_SPLITS)
         if not self.stop.is_set():
             self._merge()
 
@@ -187,11 +190,30 @@ class _ExportRun:
                 if self.stop.is_set():
                     return
 
+    async def _late_customers(self) -> None:
+        """Customers created after the customer walk whose onboardings the later walk met:
+        fetch them, so every exported onboarding has its customer in the export."""
+        if self.checkpoint.load_state("customer.late_done") or self.stop.is_set():
+            return
+        exported = set(self._column("customer", "id"))
+        missing = sorted(set(self._column("onboarding", "customer_external_id")) - exported)
+        found = await asyncio.gather(*(self._customer(customer_id) for customer_id in missing))
+        rows = [customer for customer in found if customer is not None]
+        self._write_part("customer", rows, {"customer.late_done": True})
+
+    async def _customer(self, customer_id: str) -> dict[str, Any] | None:
+        try:
+            return (await self.client.request("GET", f"/customers/{customer_id}")).body
+        except ApiStatusError as error:
+            if error.status != 404:
+                raise
+            return None  # deleted meanwhile: its onboardings are dropped at the merge
+
     async def _contacts(self) -> None:
         done = int(self.checkpoint.load_state("contact.customers_done") or 0)
         if self.checkpoint.load_state("contact.finished") or self.stop.is_set():
             return
-        customer_ids = self._exported_customer_ids()
+        customer_ids = self._column("customer", "id")
         buffer: list[dict[str, Any]] = []
         with self._bar("contact", total=len(customer_ids), settled=done) as bar:
             for start in range(done, len(customer_ids), CONTACT_BATCH):
@@ -229,8 +251,9 @@ class _ExportRun:
             return []  # deleted since it was exported: its contacts are hidden too
         return rows
 
-    def _exported_customer_ids(self) -> list[str]:
-        parts = self._parts("customer")
+    def _column(self, object_name: str, column: str) -> list[str]:
+        """One column of the parts written so far, in order (ids are small: fine in memory)."""
+        parts = self._parts(object_name)
         if not parts:
             return []
         scan = (
@@ -238,7 +261,8 @@ class _ExportRun:
             if self.settings.file_format == "csv"
             else pl.scan_parquet(parts)
         )
-        return [str(value) for value in scan.select("id").collect()["id"].to_list()]
+        values = scan.select(column).collect()[column].to_list()
+        return [str(value) for value in values if value is not None]
 
     def _fetch(self, path: str) -> Any:
         async def fetch(params: Mapping[str, str]) -> Mapping[str, Any]:
@@ -277,10 +301,15 @@ class _ExportRun:
 
     def _merge(self) -> None:
         counts = {}
+        customers = self.settings.out_dir / f"customers.{self._extension}"
         for object_name in OBJECTS:
             destination = self.settings.out_dir / f"{FILE_NAMES[object_name]}.{self._extension}"
             counts[object_name] = merge_parts(
-                object_name, self._parts(object_name), destination, self.settings.file_format
+                object_name,
+                self._parts(object_name),
+                destination,
+                self.settings.file_format,
+                parents=None if object_name == "customer" else customers,
             )
         manifest = {
             "workspace": self.checkpoint.load_state("workspace"),

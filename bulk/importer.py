@@ -25,6 +25,7 @@ from bulk.errors import (
     AuthenticationError,
     NoResponseError,
     ServerError,
+    as_sentence,
 )
 from bulk.interrupts import stop_on_interrupt
 from bulk.planning import PlanOutcome, fingerprint, open_sources, plan_import
@@ -148,7 +149,7 @@ class _ImportSession:
                             break
                         await self._send_pass(pass_name, progress, stop)
         except (AuthenticationError, NoResponseError) as refused:
-            return self.finish(3, f"The API refused the run: {refused}. {RESUME_HINT}")
+            return self.finish(3, f"The API refused the run: {as_sentence(refused)} {RESUME_HINT}")
         if stop.is_set():
             return self.finish(130, f"Interrupted. {RESUME_HINT}")
         self.checkpoint.finish_run(self.run)

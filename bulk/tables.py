@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -96,32 +95,33 @@ def write_part(table: pl.DataFrame, path: Path, file_format: str) -> None:
 
 
 def merge_parts(
-    object_name: str, parts: Iterable[Path], destination: Path, file_format: str
+    object_name: str,
+    parts: Iterable[Path],
+    destination: Path,
+    file_format: str,
+    parents: Path | None = None,
 ) -> int:
-    """Combine part files into one output file, streaming; returns its row count."""
+    """Combine part files into one output file, streaming; returns its row count.
+
+    With `parents` (the merged customers file), rows whose customer is not in it are dropped:
+    their customer was deleted during the export, which hides them too.
+    """
     part_list = sorted(parts)
-    temporary = destination.with_name(destination.name + ".tmp")
     if not part_list:
         write_part(frame(object_name, [], file_format), destination, file_format)
         return 0
+    rows = pl.concat([_scan(part, file_format) for part in part_list])
+    if parents is not None:
+        customers = _scan(parents, file_format).select(pl.col("id").alias("customer_external_id"))
+        rows = rows.join(customers, on="customer_external_id", how="semi", maintain_order="left")
+    temporary = destination.with_name(destination.name + ".tmp")
     if file_format == "csv":
-        _concatenate_csv(part_list, temporary)
+        rows.sink_csv(temporary)
     else:
-        pl.concat([pl.scan_parquet(part) for part in part_list]).sink_parquet(temporary)
+        rows.sink_parquet(temporary)
     os.replace(temporary, destination)
-    return _row_count(destination, file_format)
+    return int(_scan(destination, file_format).select(pl.len()).collect().item())
 
 
-def _concatenate_csv(parts: Sequence[Path], destination: Path) -> None:
-    with destination.open("wb") as out:
-        for index, part in enumerate(parts):
-            with part.open("rb") as source:
-                header = source.readline()
-                if index == 0:
-                    out.write(header)
-                shutil.copyfileobj(source, out)
-
-
-def _row_count(path: Path, file_format: str) -> int:
-    scan = pl.scan_csv(path, infer_schema=False) if file_format == "csv" else pl.scan_parquet(path)
-    return int(scan.select(pl.len()).collect().item())
+def _scan(path: Path, file_format: str) -> pl.LazyFrame:
+    return pl.scan_csv(path, infer_schema=False) if file_format == "csv" else pl.scan_parquet(path)

@@ -93,9 +93,8 @@ async def walk(
             yield rows
             return
         boundary = str(everything[-1].get("created_at"))
-        if len(everything) >= page_size and all(
-            row.get("created_at") == boundary for row in everything
-        ):
+        if all(row.get("created_at") == boundary for row in everything):
+            # asking at boundary + 1 ms would return this same page: split the group instead
             seen = {str(row.get("id")) for row in everything} | set(state.seen_at_cursor)
             rows += await _split_tie_group(
                 fetch, boundary, {}, splits, seen, everything, warnings, label, page_size
@@ -125,17 +124,17 @@ async def _split_tie_group(
     if not splits:
         where = " with " + ", ".join(f"{k}={v}" for k, v in filters.items()) if filters else ""
         warnings.messages.append(
-            f"{page_size} or more {label}{where} share created_at {boundary}; the API cannot "
-            f"page through them: {page_size} were read, any more are missing"
+            f"{len(sample)} or more {label}{where} share created_at {boundary}; the API cannot "
+            f"page through them: {len(sample)} were read, any more are missing"
         )
         return []
     found: list[dict[str, Any]] = []
     for value in _values(splits[0], sample):
         narrowed = {**filters, splits[0].parameter: value}
-        group = await _tie_group_with(fetch, boundary, narrowed, page_size)
+        group, complete = await _tie_group_with(fetch, boundary, narrowed, page_size)
         found += [row for row in group if str(row.get("id")) not in seen]
         seen.update(str(row.get("id")) for row in group)
-        if len(group) >= page_size:
+        if not complete:
             found += await _split_tie_group(
                 fetch, boundary, narrowed, splits[1:], seen, group, warnings, label, page_size
             )
@@ -144,10 +143,13 @@ async def _split_tie_group(
 
 async def _tie_group_with(
     fetch: FetchPage, boundary: str, filters: Mapping[str, str], page_size: int
-) -> list[dict[str, Any]]:
-    """The rows at exactly `boundary` that match `filters` (at most one page of them)."""
+) -> tuple[list[dict[str, Any]], bool]:
+    """The rows at exactly `boundary` that match `filters`, and whether that is all of them:
+    it is when the page reaches an older row or is the list's last."""
     page = await fetch({**filters, **_query(one_ms_later(boundary), page_size)})
-    return [row for row in page.get("data", []) if row.get("created_at") == boundary]
+    data = list(page.get("data", []))
+    group = [row for row in data if row.get("created_at") == boundary]
+    return group, not page.get("has_more") or len(group) < len(data)
 
 
 def _values(split: Split, rows: Sequence[Mapping[str, Any]]) -> list[str]:
