@@ -32,6 +32,8 @@ from typing import NamedTuple, TypeVar
 
 import polars as pl
 
+from bulk.schema import CUSTOMER_STATUSES, ONBOARDING_PHASES, ONBOARDING_STATES, derive_slug
+
 SEED = 20260315
 HERE = Path(__file__).parent
 PARQUET_DIR = HERE / "parquet"
@@ -77,18 +79,6 @@ ONBOARDING_COLUMNS = (
     "reminder_frequency_days",
 )
 
-# The API's enums (pivotal-api.md), repeated here so the script stays standalone.
-CUSTOMER_STATUSES = ("onboarding", "active", "at_risk", "churned", "archived")
-ONBOARDING_PHASES = (
-    "before_getting_started",
-    "program_design",
-    "review",
-    "program_buildout",
-    "internal_qa",
-    "launch",
-    "completed",
-)
-ONBOARDING_STATES = ("active", "paused", "at_risk", "waiting")
 TRUE_WORDS = ("true", "yes", "1")
 FALSE_WORDS = ("false", "no", "0")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -218,14 +208,6 @@ LAUNCH_START = date(2026, 1, 5)
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def derive_slug(name: str) -> str:
-    """The slug the API derives from a name (the same rule as `bulk.schema.derive_slug`)."""
-    folded = unicodedata.normalize("NFKD", name)
-    ascii_only = "".join(char for char in folded if not unicodedata.combining(char))
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_only.lower()).strip("-")
-    return slug[:SLUG_MAX_LENGTH].rstrip("-")
 
 
 def ascii_fold(text: str) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
+from helpers import ManualClock
 
 from bulk.sandbox import Sandbox, SandboxConfig, running_sandbox, sandbox_in_thread
 
@@ -32,6 +33,19 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest_asyncio.fixture
+async def timed(clock: ManualClock) -> AsyncIterator[Sandbox]:
+    """A sandbox on a manual clock, so that the test decides every `created_at`."""
+    config = SandboxConfig(rate_limit=0, test_rate_limit=0, clock=clock)
+    async with running_sandbox(config) as running:
+        yield running
 
 
 @pytest.fixture

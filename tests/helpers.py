@@ -13,6 +13,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from bulk.sandbox import Sandbox
+from bulk.schema import format_epoch_ms
 
 LIVE_KEY = "pivotal_acme"
 TEST_KEY = "pivotal_test_acme"
@@ -40,6 +41,12 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def at_ms(clock: ManualClock, ms: int) -> str:
+    """Stop the clock at millisecond `ms` (the 0.4 ms keeps float truncation off the edge)."""
+    clock.now = ms / 1000 + 0.0004
+    return format_epoch_ms(ms)
 
 
 def epoch_of(timestamp: str) -> float:

@@ -12,7 +12,7 @@ import math
 import os
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ import polars as pl
 import pytest
 import pytest_asyncio
 from click.testing import CliRunner
-from helpers import TIMESTAMP, ManualClock, api, create
+from helpers import TIMESTAMP, ManualClock, api, at_ms, create
 from test_import import KEY, WORKSPACE, import_settings
 
 from bulk import __version__
@@ -31,7 +31,7 @@ from bulk.errors import UsageError
 from bulk.exporter import run_export
 from bulk.importer import run_import
 from bulk.progress import ProgressFactory
-from bulk.sandbox import Sandbox, SandboxConfig, running_sandbox, sandbox_in_thread
+from bulk.sandbox import Sandbox, SandboxConfig, sandbox_in_thread
 from bulk.schema import CUSTOMER_STATUSES, ONBOARDING_STATES, format_epoch_ms
 from bulk.settings import ConnectionSettings, ExportSettings, ImportSettings
 
@@ -62,23 +62,6 @@ LISTS = {"customer": ("tags",), "contact": ("labels",), "onboarding": ()}
 
 
 # -- fixtures and helpers --------------------------------------------------------------------
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest_asyncio.fixture
-async def timed(clock: ManualClock) -> AsyncIterator[Sandbox]:
-    """A sandbox on a manual clock, so that the test decides every `created_at`."""
-    config = SandboxConfig(rate_limit=0, test_rate_limit=0, clock=clock)
-    async with running_sandbox(config) as running:
-        yield running
-
-
-def at_ms(clock: ManualClock, ms: int) -> None:
-    clock.now = ms / 1000 + 0.0004
 
 
 def export_settings(

@@ -40,11 +40,6 @@ the middle of a batch of contacts walks)."""
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def slow_sandbox(clock: ManualClock) -> Iterator[Sandbox]:
     """Latency makes every request take long enough for a kill to land mid-walk; the manual
     clock makes the tie groups."""

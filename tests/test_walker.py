@@ -8,40 +8,19 @@ import asyncio
 import json
 import random
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 import aiohttp
 import pytest
-import pytest_asyncio
-from helpers import ManualClock, api, create, listed
+from helpers import ManualClock, api, at_ms, create, listed
 
-from bulk.sandbox import Sandbox, SandboxConfig, running_sandbox
+from bulk.exporter import CUSTOMER_SPLITS, ONBOARDING_SPLITS
+from bulk.sandbox import Sandbox
 from bulk.schema import CUSTOMER_STATUSES, ONBOARDING_PHASES, ONBOARDING_STATES, format_epoch_ms
 from bulk.walker import PAGE_SIZE, Split, WalkState, WalkWarnings, walk
 
 START_MS = 1_780_000_000_000
-CUSTOMER_SPLITS = (Split("status", CUSTOMER_STATUSES),)
-ONBOARDING_SPLITS = (Split("state", ONBOARDING_STATES), Split("phase", ONBOARDING_PHASES))
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest_asyncio.fixture
-async def timed(clock: ManualClock) -> AsyncIterator[Sandbox]:
-    """A sandbox on a manual clock, so that the test decides every `created_at`."""
-    config = SandboxConfig(rate_limit=0, test_rate_limit=0, clock=clock)
-    async with running_sandbox(config) as running:
-        yield running
-
-
-def at_ms(clock: ManualClock, ms: int) -> str:
-    """Stop the clock at millisecond `ms` (the 0.4 ms keeps float truncation off the edge)."""
-    clock.now = ms / 1000 + 0.0004
-    return format_epoch_ms(ms)
 
 
 class Lister:
