@@ -342,10 +342,17 @@ class PassRunner:
                     await self._update(fresh)
                     self.checkpoint.set_action(row, "adopted")
         else:
+            pivotal_id = response.body.get("id")
+            if not isinstance(pivotal_id, str | int) or isinstance(pivotal_id, bool):
+                message = "the API answered without an id; run again to retry"
+                self.checkpoint.mark_failed(
+                    row, "failed", "bad_response", message, response.attempts, outcome_known=False
+                )
+                return
             self.checkpoint.mark_done(
                 row,
                 action,
-                str(response.body["id"]),
+                str(pivotal_id),
                 _display_id(response.body),
                 response.attempts,
                 target,

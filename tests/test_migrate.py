@@ -227,3 +227,34 @@ def test_killed_migrations_resume_exactly(tmp_path: Path) -> None:
         assert len({c["metadata"]["external_id"] for c in target_customers}) == 50
         assert len(sandbox.objects("globex", "contact")) == 100
         assert len(sandbox.objects("globex", "onboarding")) == 40
+
+
+def test_migrate_between_two_workspaces_of_the_embedded_sandbox(tmp_path: Path) -> None:
+    runner = CliRunner()
+    seeded = runner.invoke(main, ["import", str(SAMPLES), "--sandbox", "--quiet"])
+    assert seeded.exit_code == 0, seeded.output
+
+    result = runner.invoke(
+        main,
+        [
+            "migrate",
+            "--from-key",
+            "pivotal_sandbox",
+            "--to-key",
+            "pivotal_copy",
+            "--sandbox",
+            "--workdir",
+            str(tmp_path / "work"),
+            "--quiet",
+            "--report",
+            str(tmp_path / "m.json"),
+        ],
+    )
+
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "m.json").read_text())
+    assert [(row["object_type"], row["target"]) for row in report["reconciliation"]] == [
+        ("customers", 50),
+        ("contacts", 100),
+        ("onboardings", 40),
+    ]
