@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json as jsonlib
 import re
-from collections.abc import Mapping
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -162,3 +165,16 @@ def assert_error(
         else:
             assert error.get("field") == field, error
     return error
+
+
+def kill_when(process: subprocess.Popen[bytes], ready: Callable[[], bool]) -> bool:
+    """SIGKILL a subprocess as soon as `ready()`; False if it ended first."""
+    deadline = time.monotonic() + 60
+    while not ready() and process.poll() is None:
+        assert time.monotonic() < deadline, "the run made no progress"
+        time.sleep(0.001)
+    if process.poll() is not None:
+        return False
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    return True

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import polars as pl
 import pytest
-from helpers import ManualClock, create
+from helpers import ManualClock, create, kill_when
 
 from bulk.checkpoint import Checkpoint
 from bulk.exporter import CONTACT_BATCH, run_export
@@ -129,19 +129,6 @@ def start_export(sandbox: Sandbox, out_dir: Path) -> subprocess.Popen[bytes]:
 def parts(out_dir: Path, object_name: str) -> int:
     """Part files written whole so far (a killed write leaves only a `.tmp`)."""
     return len(list((out_dir / ".parts").glob(f"{FILES[object_name]}-*.parquet")))
-
-
-def kill_when(process: subprocess.Popen[bytes], ready: Callable[[], bool]) -> bool:
-    """SIGKILL as soon as `ready()`; False if the run ended first."""
-    deadline = time.monotonic() + 60
-    while not ready() and process.poll() is None:
-        assert time.monotonic() < deadline, "the export made no progress"
-        time.sleep(0.001)
-    if process.poll() is not None:
-        return False
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
-    return True
 
 
 def moment(

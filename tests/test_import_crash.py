@@ -8,10 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers import kill_when
 from test_import import SAMPLES, WORKSPACE, assert_workspace_matches_samples
 
 from bulk.sandbox import Sandbox, SandboxConfig, sandbox_in_thread
@@ -48,18 +49,8 @@ def start_import(sandbox: Sandbox, checkpoint: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def kill_after(process: subprocess.Popen[bytes], sandbox: Sandbox, posts: int) -> bool:
-    """SIGKILL once the sandbox has seen `posts` more POSTs; False if the run ended first."""
-    target = sandbox.stats.methods["POST"] + posts
-    deadline = time.monotonic() + 60
-    while sandbox.stats.methods["POST"] < target and process.poll() is None:
-        assert time.monotonic() < deadline, "the import made no progress"
-        time.sleep(0.002)
-    if process.poll() is not None:
-        return False
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
-    return True
+def posts_reach(sandbox: Sandbox, target: int) -> Callable[[], bool]:
+    return lambda: sandbox.stats.methods["POST"] >= target
 
 
 def test_killed_imports_resume_to_an_exact_workspace(slow_sandbox: Sandbox, tmp_path: Path) -> None:
@@ -67,7 +58,7 @@ def test_killed_imports_resume_to_an_exact_workspace(slow_sandbox: Sandbox, tmp_
     kills = 0
     for posts in KILL_AFTER_POSTS:
         process = start_import(slow_sandbox, checkpoint)
-        if kill_after(process, slow_sandbox, posts - slow_sandbox.stats.methods["POST"]):
+        if kill_when(process, posts_reach(slow_sandbox, posts)):
             kills += 1
     assert kills >= 4
 
