@@ -79,3 +79,35 @@ async def test_someone_elses_slug_fails_the_row_and_skips_its_children(
     assert by_pass["contacts"]["_state"] == "skipped"
     assert by_pass["contacts"]["_error_message"].startswith("customer '001' is failed: slug 'acme'")
     assert len(sandbox.objects(WORKSPACE, "customer")) == 2  # theirs and Globex, no duplicate
+
+
+async def test_children_can_name_an_existing_customer_by_pivotal_id_or_display_id(
+    sandbox: Sandbox, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    existing = await create(http, sandbox, "/customers", {"name": "Initech"})
+    folder = tmp_path / "children"
+    folder.mkdir()
+    (folder / "contacts.csv").write_text(
+        f"customer_id,name,email\n{existing['id']},Peter,peter@initech.com\n"
+        f"{existing['display_id']},Milton,milton@initech.com\nc-nope,Bill,bill@initech.com\n",
+        encoding="utf-8",
+    )
+    (folder / "onboardings.csv").write_text(
+        f"customer_id,name,phase\n{existing['display_id']},Initech rollout,review\n",
+        encoding="utf-8",
+    )
+
+    outcome = await run_import(import_settings(sandbox, tmp_path, folder))
+
+    assert outcome.exit_code == 1
+    assert counts(outcome, "created") == {"contacts": 2, "onboardings": 1}
+    assert counts(outcome, "failed") == {"contacts": 1, "onboardings": 0}
+    contacts = sandbox.objects(WORKSPACE, "contact")
+    assert sorted(c["email"] for c in contacts) == ["milton@initech.com", "peter@initech.com"]
+    assert {c["customer_id"] for c in contacts} == {existing["id"]}
+    [onboarding] = sandbox.objects(WORKSPACE, "onboarding")
+    assert (onboarding["customer_id"], onboarding["phase"]) == (existing["id"], "review")
+    errors = pl.read_csv(tmp_path / "import.errors.csv", infer_schema=False).to_dicts()
+    assert [(e["email"], e["_error_code"]) for e in errors] == [
+        ("bill@initech.com", "customer_not_found")
+    ]
