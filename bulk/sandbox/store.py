@@ -111,6 +111,7 @@ class Store:
         if path:
             self._connection.execute("PRAGMA journal_mode = WAL")
         self._connection.execute("PRAGMA synchronous = NORMAL")
+        self._connection.execute("PRAGMA busy_timeout = 5000")  # another process on the file
         self._connection.executescript(_SCHEMA)
 
     def close(self) -> None:
