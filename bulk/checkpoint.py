@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from bulk.errors import CheckpointError
+from bulk.schema import canonical_json
 
 STATES = ("pending", "in_flight", "done", "failed", "skipped")
-ACTIONS = ("created", "updated", "unchanged", "adopted", "failed", "skipped", "invalid")
 
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
@@ -206,10 +206,6 @@ class Checkpoint:
     def finish_run(self, run: Run) -> None:
         self._db.execute("UPDATE runs SET finished_at = ? WHERE id = ?", (now_text(), run.id))
 
-    def latest_run(self) -> int | None:
-        row = self._db.execute("SELECT max(id) FROM runs").fetchone()
-        return row[0] if row else None
-
     # -- planning ----------------------------------------------------------------------------
 
     def forget_invalid(self, run: Run) -> None:
@@ -270,20 +266,6 @@ class Checkpoint:
             rows,
         )
 
-    def customer_states(self, keys: Iterable[str]) -> dict[str, str]:
-        """The state of each customer key the checkpoint knows among `keys`."""
-        key_list = list(keys)
-        states: dict[str, str] = {}
-        for start in range(0, len(key_list), 500):
-            chunk = key_list[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for key, state in self._db.execute(
-                f"SELECT key, state FROM rows WHERE pass = 'customers' AND key IN ({marks})",
-                chunk,
-            ):
-                states[key] = state
-        return states
-
     # -- sending -----------------------------------------------------------------------------
 
     def rows_to_send(self, pass_name: str, run: Run, batch: int = 1000) -> Iterator[RowState]:
@@ -323,7 +305,15 @@ class Checkpoint:
         self._db.execute(
             "UPDATE rows SET state = 'in_flight', request_method = ?, request_path = ?, "
             "request_body = ?, request_payload = ?, updated_at = ? WHERE pass = ? AND key = ?",
-            (method, path, _dump(body), _dump(target), now_text(), row.pass_name, row.key),
+            (
+                method,
+                path,
+                canonical_json(body),
+                canonical_json(target),
+                now_text(),
+                row.pass_name,
+                row.key,
+            ),
         )
 
     def mark_done(
@@ -346,7 +336,7 @@ class Checkpoint:
                 action,
                 pivotal_id,
                 display_id,
-                _dump(synced),
+                canonical_json(synced),
                 synced_hash,
                 attempts,
                 now_text(),
@@ -530,10 +520,6 @@ _ROW_COLUMNS = (
 _CLEAR_REQUEST = (
     ", request_method = NULL, request_path = NULL, request_body = NULL, request_payload = NULL"
 )
-
-
-def _dump(document: Any) -> str:
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
 def _load(text: str | None) -> Any:

@@ -35,8 +35,6 @@ from bulk.rows import payload_hash
 from bulk.settings import ImportSettings
 from bulk.sources import discover_sources
 
-COLLECTIONS = {"customers": "customers", "contacts": "contacts", "onboardings": "onboardings"}
-
 
 @dataclass
 class ImportOutcome:
@@ -285,7 +283,7 @@ class PassRunner:
                 payload_hash(row.payload),
             )
             return
-        path = f"/{COLLECTIONS[self.pass_name]}/{row.pivotal_id}"
+        path = f"/{self.pass_name}/{row.pivotal_id}"  # passes are named after collections
         await self._send(row, "PATCH", path, body, row.payload, "updated")
 
     def _parent_id(self, row: RowState) -> str | None:

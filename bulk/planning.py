@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bulk.checkpoint import Checkpoint, Run, now_text
 from bulk.rows import PlannedRow, RowPlanner, RowProblem
+from bulk.schema import canonical_json, text_digest
 from bulk.settings import PASSES, ImportSettings
 from bulk.sources import Source, SourceFile, open_source
 
@@ -164,7 +165,8 @@ class _PassPlanner:
             return _problem(row, "external_id", "duplicate_key", message)
         return None
 
-    def _checkpoint_parents(self, rows: Iterable[PlannedRow]) -> Mapping[str, str]:
+    def _checkpoint_parents(self, rows: Iterable[PlannedRow]) -> set[str]:
+        """Customer keys these rows name that only the checkpoint knows (an earlier run's)."""
         unknown = {
             row.customer_key
             for row in rows
@@ -172,17 +174,17 @@ class _PassPlanner:
             and row.customer_key not in self.customer_lines
             and row.customer_key not in self.invalid_customers
         }
-        return self.checkpoint.customer_states(unknown) if unknown else {}
+        return set(self.checkpoint.existing("customers", sorted(unknown))) if unknown else set()
 
     def _rows(
-        self, planned: Iterable[PlannedRow], known_parents: Mapping[str, str]
+        self, planned: Iterable[PlannedRow], known_parents: set[str]
     ) -> Iterable[dict[str, Any]]:
         keys = [row.key for row in planned]
         existing = self.checkpoint.existing(self.pass_name, keys)
         now = now_text()
         for row in planned:
-            payload = _dump(row.payload)
-            digest = hashlib.sha256(payload.encode()).hexdigest()
+            payload = canonical_json(row.payload)
+            digest = text_digest(payload)
             known = existing.get(row.key)
             state, action, code, message = self._state(row, digest, known, known_parents)
             if state == "invalid":
@@ -216,7 +218,7 @@ class _PassPlanner:
         row: PlannedRow,
         digest: str,
         existing: tuple[str, str | None, str | None, bool] | None,
-        known_parents: Mapping[str, str],
+        known_parents: set[str],
     ) -> tuple[str, str | None, str | None, str | None]:
         """(state, action, error code, error message) for a valid row."""
         parent = row.customer_key
@@ -255,7 +257,7 @@ class _PassPlanner:
             problem.column,
             problem.code,
             problem.message,
-            _dump(problem.cells),
+            canonical_json(problem.cells),
         )
 
 
@@ -274,7 +276,3 @@ def _cell_key(problem: RowProblem) -> str | None:
 
 def _problem(row: PlannedRow, column: str, code: str, message: str) -> RowProblem:
     return RowProblem(row.pass_name, row.line, column, code, message, row.cells)
-
-
-def _dump(document: Any) -> str:
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bulk.checkpoint import Checkpoint, Run
+from bulk.settings import pass_order
 
 COUNTED = ("created", "updated", "unchanged", "adopted", "failed", "skipped", "invalid")
 PLANNED = ("create", "update", "resend", "unchanged", "skipped", "invalid")
@@ -125,7 +126,7 @@ def write_errors_file(checkpoint: Checkpoint, run: Run, path: Path) -> Path | No
         writer = csv.writer(out)
         writer.writerow(header)
         for pass_name, line, code, message, state, cells in sorted(
-            checkpoint.problem_rows(run), key=lambda row: (_pass_order(row[0]), row[1])
+            checkpoint.problem_rows(run), key=lambda row: (pass_order(row[0]), row[1])
         ):
             writer.writerow(
                 [pass_name, line, *(cells.get(c) for c in columns), state, code, message]
@@ -156,11 +157,6 @@ def _pass_counts(counts: dict[str, int]) -> PassCounts:
         elif hasattr(result, label):
             setattr(result, label, getattr(result, label) + count)
     return result
-
-
-def _pass_order(name: str) -> int:
-    order = ("customers", "contacts", "onboardings")
-    return order.index(name) if name in order else len(order)
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:

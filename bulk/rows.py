@@ -12,7 +12,6 @@ per-row work is a dictionary lookup and one call per set cell.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -31,9 +30,11 @@ from bulk.schema import (
     Field,
     Kind,
     ObjectSchema,
+    canonical_json,
     derive_slug,
     format_timestamp,
     parse_timestamp,
+    text_digest,
 )
 from bulk.sources import SourceRecord
 
@@ -86,8 +87,7 @@ class RowProblem:
 
 def payload_hash(payload: Mapping[str, Any]) -> str:
     """The sha256 of a payload's canonical JSON (sorted keys, compact, UTF-8)."""
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return text_digest(canonical_json(payload))
 
 
 # -- cell parsers ----------------------------------------------------------------------------

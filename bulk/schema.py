@@ -8,12 +8,15 @@ byte for byte.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
+from typing import Any
 
 CUSTOMER_STATUSES = ("onboarding", "active", "at_risk", "churned", "archived")
 ONBOARDING_PHASES = (
@@ -157,6 +160,15 @@ ONBOARDING = ObjectSchema(
 )
 
 SCHEMAS = {schema.object: schema for schema in (CUSTOMER, CONTACT, ONBOARDING)}
+
+
+def canonical_json(document: Any) -> str:
+    """One spelling per JSON document (sorted keys, compact, UTF-8): what payload hashes hash."""
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def derive_slug(name: str) -> str:

@@ -16,6 +16,11 @@ DEFAULT_PART_ROWS = 10_000
 PASSES = ("customers", "contacts", "onboardings")
 
 
+def pass_order(pass_name: str) -> int:
+    """Sort key putting passes in the order they run (unknown names last)."""
+    return PASSES.index(pass_name) if pass_name in PASSES else len(PASSES)
+
+
 def _mask(key: str | None) -> str:
     return "None" if key is None else "'***'"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from bulk.checkpoint import STATES, Checkpoint
-from bulk.settings import PASSES
+from bulk.settings import pass_order
 
 
 def describe_checkpoint(path: Path) -> str:
@@ -22,7 +22,7 @@ def describe_checkpoint(path: Path) -> str:
         return _describe_export(export)
     width = max([len("pass"), *(len(name) for name in counts)])
     lines = ["  ".join(["pass".ljust(width), *(state.rjust(9) for state in STATES)])]
-    for pass_name, states in sorted(counts.items(), key=lambda item: _order(item[0])):
+    for pass_name, states in sorted(counts.items(), key=lambda item: pass_order(item[0])):
         lines.append(
             "  ".join(
                 [pass_name.ljust(width), *(str(states.get(state, 0)).rjust(9) for state in STATES)]
@@ -36,10 +36,6 @@ def describe_checkpoint(path: Path) -> str:
         for pass_name, key, line, code, message in errors:
             lines.append(f"  {pass_name} line {line} ({key}): {code}: {message}")
     return "\n".join(lines)
-
-
-def _order(pass_name: str) -> int:
-    return PASSES.index(pass_name) if pass_name in PASSES else len(PASSES)
 
 
 def _describe_export(state: dict[str, Any]) -> str:
