@@ -20,12 +20,11 @@ from pathlib import Path
 
 import aiohttp
 from generate_customers import write_customers
-from import_rate_fidelity import planned_payloads
+from import_rate_fidelity import planned_payloads, timed_import
 from sandbox_process import running_server
 
-from bulk.importer import idempotency_key, run_import
+from bulk.importer import idempotency_key
 from bulk.rows import PlannedRow
-from bulk.settings import ConnectionSettings, ImportSettings
 
 TARGET_RATIO = 0.8
 
@@ -52,19 +51,8 @@ async def bare_loop(base_url: str, rows: list[PlannedRow], concurrency: int) -> 
 
 
 async def bulk_import(base_url: str, source: Path, workdir: Path, concurrency: int) -> float:
-    settings = ImportSettings(
-        connection=ConnectionSettings(
-            api_key="pivotal_bulk", base_url=base_url, concurrency=concurrency
-        ),
-        files={"customers": source},
-        checkpoint=workdir / "overhead.sqlite",
-        quiet=True,
-    )
-    started = time.monotonic()
-    outcome = await run_import(settings)
-    if outcome.exit_code != 0:
-        raise RuntimeError(f"bulk import failed: {outcome.error}")
-    return time.monotonic() - started
+    _, seconds = await timed_import(base_url, source, workdir / "overhead.sqlite", concurrency)
+    return seconds
 
 
 def main() -> None:

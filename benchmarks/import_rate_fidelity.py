@@ -31,7 +31,7 @@ import aiohttp
 from generate_customers import write_customers
 from sandbox_process import running_server
 
-from bulk.importer import run_import
+from bulk.importer import ImportOutcome, run_import
 from bulk.retry import parse_retry_after
 from bulk.rows import PlannedRow, RowPlanner
 from bulk.settings import ConnectionSettings, ImportSettings
@@ -64,13 +64,16 @@ def optimum_seconds(
     return max(free_at)
 
 
-async def run_bulk(base_url: str, source: Path, workdir: Path) -> Result:
+async def timed_import(
+    base_url: str, source: Path, checkpoint: Path, concurrency: int
+) -> tuple[ImportOutcome, float]:
+    """`bulk import` of a customers file as key `pivotal_bulk`: its outcome and wall seconds."""
     settings = ImportSettings(
         connection=ConnectionSettings(
-            api_key="pivotal_bulk", base_url=base_url, concurrency=CONCURRENCY
+            api_key="pivotal_bulk", base_url=base_url, concurrency=concurrency
         ),
         files={"customers": source},
-        checkpoint=workdir / "bulk.sqlite",
+        checkpoint=checkpoint,
         quiet=True,
     )
     started = time.monotonic()
@@ -78,6 +81,11 @@ async def run_bulk(base_url: str, source: Path, workdir: Path) -> Result:
     seconds = time.monotonic() - started
     if outcome.exit_code != 0:
         raise RuntimeError(f"bulk import failed: {outcome.error}")
+    return outcome, seconds
+
+
+async def run_bulk(base_url: str, source: Path, workdir: Path) -> Result:
+    outcome, seconds = await timed_import(base_url, source, workdir / "bulk.sqlite", CONCURRENCY)
     summary = outcome.summary
     return Result("bulk import", summary.requests, seconds, summary.rate_limited)
 
