@@ -39,11 +39,11 @@ from typing import Any
 import polars as pl
 from sandbox_process import running_server
 
+from bulk.exporting.walker import PAGE_SIZE
 from bulk.sandbox.resources import Caller, Resources
 from bulk.sandbox.store import Store
 from bulk.schema import CUSTOMER_STATUSES, ONBOARDING_PHASES, ONBOARDING_STATES
 from bulk.settings import DEFAULT_CONCURRENCY
-from bulk.walker import PAGE_SIZE
 
 WORKSPACE = "exportbench"
 KEY = f"pivotal_{WORKSPACE}"

@@ -31,11 +31,11 @@ import aiohttp
 from generate_customers import write_customers
 from sandbox_process import running_server
 
-from bulk.importer import ImportOutcome, run_import
-from bulk.retry import parse_retry_after
-from bulk.rows import PlannedRow, RowPlanner
+from bulk.api.retry import parse_retry_after
+from bulk.importing.importer import ImportOutcome, run_import
+from bulk.importing.rows import PlannedRow, RowPlanner
+from bulk.importing.sources import SourceFile, open_source
 from bulk.settings import ConnectionSettings, ImportSettings
-from bulk.sources import SourceFile, open_source
 
 WINDOW_S = 60.0
 CONCURRENCY = 4

@@ -25,10 +25,10 @@ from pathlib import Path
 from generate_customers import write_customers
 
 from bulk.checkpoint import Checkpoint
-from bulk.planning import fingerprint, open_sources, plan_import
+from bulk.importing.planning import fingerprint, open_sources, plan_import
+from bulk.importing.sources import SourceFile
 from bulk.sandbox import Sandbox, SandboxConfig, sandbox_in_thread
 from bulk.settings import ConnectionSettings, ImportSettings
-from bulk.sources import SourceFile
 
 LEFT_PENDING = 10
 KEY = "pivotal_scale"

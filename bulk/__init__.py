@@ -1,3 +1,5 @@
 """bulk: move data in and out of the Pivotal API in bulk, safely and at the rate limit."""
 
-__version__ = "0.1.0"
+from bulk._version import __version__
+
+__all__ = ["__version__"]

@@ -12,7 +12,7 @@ from typing import Any, Protocol, TypeVar
 
 import click
 
-from bulk import __version__
+from bulk._version import __version__
 from bulk.errors import BulkError, SandboxError, UsageError
 from bulk.sandbox import EXAMPLE_KEY, Sandbox, SandboxConfig, serve_forever
 from bulk.sandbox.config import (
@@ -124,7 +124,7 @@ class CommandOutcome(Protocol):
 
 def conclude(outcome: CommandOutcome, report_path: Path | None) -> None:
     """Warnings and the error on stderr, the summary on stdout, the JSON report; then exit."""
-    from bulk.reports import write_report
+    from bulk.importing.reports import write_report
 
     for warning in outcome.warnings:
         click.echo(f"Warning: {warning}", err=True)
@@ -286,7 +286,7 @@ def _announce_sandbox(sandbox: Sandbox) -> None:
 @reports_errors
 def import_command(sources: tuple[Path, ...], **options: Any) -> None:
     """Import customers, contacts and onboardings from CSV or Parquet files."""
-    from bulk.importer import run_import
+    from bulk.importing.importer import run_import
     from bulk.progress import ProgressFactory
 
     connection = _connection(options)
@@ -371,7 +371,7 @@ def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
 @reports_errors
 def export_command(out_dir: Path, **options: Any) -> None:
     """Export a whole workspace to Parquet (or CSV) files that `bulk import` can read."""
-    from bulk.exporter import run_export
+    from bulk.exporting.exporter import run_export
     from bulk.progress import ProgressFactory
 
     settings = ExportSettings(connection=_connection(options), out_dir=out_dir, **options)

@@ -13,7 +13,7 @@
                ├── RateLimitedError      429, with the server's Retry-After
                └── ServerError           5xx (retryable)
 
-aiohttp's exceptions are translated into this tree in one place, `bulk.client`. Messages never
+aiohttp's exceptions are translated into this tree in one place, `bulk.api.client`. Messages never
 contain an API key.
 """
 

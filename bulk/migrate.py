@@ -13,14 +13,14 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bulk.connection import open_client
+from bulk.api.connection import open_client
 from bulk.errors import UsageError
-from bulk.exporter import ExportOutcome, read_manifest, run_export
-from bulk.importer import ImportOutcome, run_import
+from bulk.exporting.exporter import ExportOutcome, read_manifest, run_export
+from bulk.exporting.tables import FILE_NAMES
+from bulk.importing.importer import ImportOutcome, run_import
+from bulk.importing.reports import PassCounts
 from bulk.progress import ProgressFactory
-from bulk.reports import PassCounts
 from bulk.settings import ConnectionSettings, ExportSettings, ImportSettings, MigrateSettings
-from bulk.tables import FILE_NAMES
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bulk.client import PivotalClient
+from bulk.api.client import PivotalClient
+from bulk.api.retry import RetryPolicy
 from bulk.errors import ApiStatusError, AuthenticationError, NoResponseError, ServerError
-from bulk.retry import RetryPolicy
 from bulk.sandbox import Sandbox, SandboxConfig, running_sandbox
 
 KEY = "pivotal_acme"

@@ -25,11 +25,11 @@ from click.testing import CliRunner
 from helpers import TIMESTAMP, ManualClock, api, at_ms, create
 from test_import import KEY, WORKSPACE, import_settings
 
-from bulk import __version__
+from bulk._version import __version__
 from bulk.cli import main
 from bulk.errors import UsageError
-from bulk.exporter import run_export
-from bulk.importer import run_import
+from bulk.exporting.exporter import run_export
+from bulk.importing.importer import run_import
 from bulk.progress import ProgressFactory
 from bulk.sandbox import Sandbox, SandboxConfig, sandbox_in_thread
 from bulk.schema import CUSTOMER_STATUSES, ONBOARDING_STATES, format_epoch_ms

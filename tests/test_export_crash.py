@@ -22,7 +22,7 @@ import pytest
 from helpers import ManualClock, create, kill_when
 
 from bulk.checkpoint import Checkpoint
-from bulk.exporter import CONTACT_BATCH, run_export
+from bulk.exporting.exporter import CONTACT_BATCH, run_export
 from bulk.sandbox import Sandbox, SandboxConfig, sandbox_in_thread
 from bulk.schema import CUSTOMER_STATUSES, ONBOARDING_STATES
 from bulk.settings import ConnectionSettings, ExportSettings

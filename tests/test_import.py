@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from bulk.importer import ImportOutcome, run_import
+from bulk.importing.importer import ImportOutcome, run_import
 from bulk.sandbox import Sandbox, SandboxConfig, running_sandbox
 from bulk.settings import ConnectionSettings, ImportSettings
 

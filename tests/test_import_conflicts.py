@@ -10,7 +10,7 @@ import polars as pl
 from helpers import create
 from test_import import WORKSPACE, counts, import_settings
 
-from bulk.importer import run_import
+from bulk.importing.importer import run_import
 from bulk.sandbox import Sandbox
 
 

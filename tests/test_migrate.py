@@ -19,8 +19,8 @@ from test_import import SAMPLES, import_settings
 
 from bulk.cli import main
 from bulk.errors import UsageError
-from bulk.exporter import run_export
-from bulk.importer import run_import
+from bulk.exporting.exporter import run_export
+from bulk.importing.importer import run_import
 from bulk.migrate import run_migrate
 from bulk.sandbox import Sandbox, SandboxConfig, sandbox_in_thread
 from bulk.settings import ConnectionSettings, ExportSettings, MigrateSettings

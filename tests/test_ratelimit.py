@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from bulk.ratelimit import DEFAULT_LIMIT, DEFAULT_WINDOW_S, WINDOW_MARGIN_S, RateGovernor
+from bulk.api.ratelimit import DEFAULT_LIMIT, DEFAULT_WINDOW_S, WINDOW_MARGIN_S, RateGovernor
 
 T0 = 1_780_000_000.0
 

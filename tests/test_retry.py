@@ -8,19 +8,19 @@ from email.utils import format_datetime
 
 import pytest
 
+from bulk.api.retry import (
+    RetryPolicy,
+    backoff_s,
+    is_retryable,
+    parse_retry_after,
+    wait_before_retry,
+)
 from bulk.errors import (
     ApiStatusError,
     AuthenticationError,
     NoResponseError,
     RateLimitedError,
     ServerError,
-)
-from bulk.retry import (
-    RetryPolicy,
-    backoff_s,
-    is_retryable,
-    parse_retry_after,
-    wait_before_retry,
 )
 
 POLICY = RetryPolicy()

@@ -16,9 +16,9 @@ import polars as pl
 import pytest
 
 from bulk.errors import InputError
-from bulk.rows import PlannedRow, RowPlanner, RowProblem, payload_hash
+from bulk.importing.rows import PlannedRow, RowPlanner, RowProblem, payload_hash
+from bulk.importing.sources import SourceFile, SourceRecord, discover_sources, open_source
 from bulk.schema import derive_slug
-from bulk.sources import SourceFile, SourceRecord, discover_sources, open_source
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 CUSTOMER_COLUMNS = ("external_id", "name")

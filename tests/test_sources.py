@@ -10,9 +10,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from bulk import sources
 from bulk.errors import InputError
-from bulk.sources import SourceFile, SourceRecord, discover_sources, open_source
+from bulk.importing import sources
+from bulk.importing.sources import SourceFile, SourceRecord, discover_sources, open_source
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 

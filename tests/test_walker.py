@@ -1,4 +1,4 @@
-"""`bulk.walker.walk` against a real sandbox on a manual clock: tie groups straddling page
+"""`bulk.exporting.walker.walk` against a real sandbox on a manual clock: tie groups straddling page
 boundaries, pages made of one timestamp split by the list filters, counted warnings for what
 no filter can reach, rows created during a walk, and a walk resumed from its saved state."""
 
@@ -15,10 +15,10 @@ import aiohttp
 import pytest
 from helpers import ManualClock, api, at_ms, create, listed
 
-from bulk.exporter import CUSTOMER_SPLITS, ONBOARDING_SPLITS
+from bulk.exporting.exporter import CUSTOMER_SPLITS, ONBOARDING_SPLITS
+from bulk.exporting.walker import PAGE_SIZE, Split, WalkState, WalkWarnings, walk
 from bulk.sandbox import Sandbox
 from bulk.schema import CUSTOMER_STATUSES, ONBOARDING_PHASES, ONBOARDING_STATES, format_epoch_ms
-from bulk.walker import PAGE_SIZE, Split, WalkState, WalkWarnings, walk
 
 START_MS = 1_780_000_000_000
 

@@ -2,7 +2,7 @@
 
 Customers come from walking the customer list, contacts from walking each customer's contacts
 (the API has no global contact list), onboardings from walking the onboarding list; every walk
-recovers the rows the API's cursor skips (`bulk.walker`). Rows go to part files of at most
+recovers the rows the API's cursor skips (`bulk.exporting.walker`). Rows go to part files of at most
 `part_rows` rows — written under a temporary name and renamed — and the walk's position is saved
 in the checkpoint right after each part, so a killed export continues from the last part and
 never holds more than one part in memory. At the end the parts are merged into one file per type
@@ -23,10 +23,10 @@ from typing import Any
 
 import polars as pl
 
-from bulk import __version__
+from bulk._version import __version__
+from bulk.api.client import PivotalClient
+from bulk.api.connection import open_client
 from bulk.checkpoint import Checkpoint
-from bulk.client import PivotalClient
-from bulk.connection import open_client
 from bulk.errors import (
     RESUME_HINT,
     ApiStatusError,
@@ -35,12 +35,12 @@ from bulk.errors import (
     UsageError,
     as_sentence,
 )
+from bulk.exporting.tables import FILE_NAMES, frame, merge_parts, write_part
+from bulk.exporting.walker import Split, WalkState, WalkWarnings, walk
 from bulk.interrupts import stop_on_interrupt
 from bulk.progress import PassProgress, ProgressFactory
 from bulk.schema import CUSTOMER_STATUSES, ONBOARDING_PHASES, ONBOARDING_STATES
 from bulk.settings import ExportSettings
-from bulk.tables import FILE_NAMES, frame, merge_parts, write_part
-from bulk.walker import Split, WalkState, WalkWarnings, walk
 
 CONTACT_BATCH = 64
 """Customers whose contacts are fetched together (at most `concurrency` requests at a time)."""

@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from bulk.client import PivotalClient
+from bulk.api.client import PivotalClient
 from bulk.errors import SandboxError, UsageError
 from bulk.sandbox import EXAMPLE_KEY, SandboxConfig, start_sandbox
 from bulk.settings import ConnectionSettings

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bulk.api.client import PivotalClient
+from bulk.api.connection import open_client
 from bulk.checkpoint import Checkpoint, RowState, Run
-from bulk.client import PivotalClient
-from bulk.connection import open_client
 from bulk.errors import (
     RESUME_HINT,
     ApiStatusError,
@@ -27,13 +27,13 @@ from bulk.errors import (
     ServerError,
     as_sentence,
 )
+from bulk.importing.planning import PlanOutcome, fingerprint, open_sources, plan_import
+from bulk.importing.reports import ImportSummary, PlanSummary, write_errors_file, write_results_file
+from bulk.importing.rows import payload_hash
+from bulk.importing.sources import discover_sources
 from bulk.interrupts import stop_on_interrupt
-from bulk.planning import PlanOutcome, fingerprint, open_sources, plan_import
 from bulk.progress import PassProgress, ProgressFactory
-from bulk.reports import ImportSummary, PlanSummary, write_errors_file, write_results_file
-from bulk.rows import payload_hash
 from bulk.settings import ImportSettings
-from bulk.sources import discover_sources
 
 
 @dataclass

@@ -31,7 +31,9 @@ from typing import Any, Self
 
 import aiohttp
 
-from bulk import __version__
+from bulk._version import __version__
+from bulk.api.ratelimit import RateGovernor
+from bulk.api.retry import RetryPolicy, parse_retry_after, wait_before_retry
 from bulk.errors import (
     ApiError,
     ApiStatusError,
@@ -42,8 +44,6 @@ from bulk.errors import (
     ServerError,
     UsageError,
 )
-from bulk.ratelimit import RateGovernor
-from bulk.retry import RetryPolicy, parse_retry_after, wait_before_retry
 
 _log = logging.getLogger(__name__)
 """Retries at debug level: method, path and the error, which never holds the key."""

@@ -1,7 +1,7 @@
 """Finding and reading source files: CSV or Parquet in, records of text cells out.
 
 Every cell comes out as a string or None (an empty cell): no type inference, so `00123` stays
-`00123`; typing the cells is `bulk.rows`' job. Records carry the line they start on in the
+`00123`; typing the cells is `bulk.importing.rows`' job. Records carry the line they start on in the
 source file, which is what the errors file and every message report.
 
 Reading is streamed in batches with polars (`scan_*().collect_batches()`), so memory is bounded

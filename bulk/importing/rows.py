@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bulk.errors import InputError
+from bulk.importing.sources import SourceRecord
 from bulk.schema import (
     CONTACT,
     CUSTOMER,
@@ -36,7 +37,6 @@ from bulk.schema import (
     parse_timestamp,
     text_digest,
 )
-from bulk.sources import SourceRecord
 
 PASS_SCHEMAS: Final = {"customers": CUSTOMER, "contacts": CONTACT, "onboardings": ONBOARDING}
 READ_ONLY_COLUMNS: Final = frozenset(

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bulk.checkpoint import Checkpoint, Run, now_text
-from bulk.rows import PlannedRow, RowPlanner, RowProblem
+from bulk.importing.rows import PlannedRow, RowPlanner, RowProblem
+from bulk.importing.sources import Source, SourceFile, open_source
 from bulk.schema import canonical_json, text_digest
 from bulk.settings import PASSES, ImportSettings
-from bulk.sources import Source, SourceFile, open_source
 
 BATCH_ROWS = 20_000
 

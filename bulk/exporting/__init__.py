@@ -1,0 +1,1 @@
+"""`bulk export`: complete list walks, typed tables, the resumable exporter."""
