@@ -16,12 +16,11 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bulk.errors import CheckpointError
-from bulk.schema import canonical_json
+from bulk.schema import canonical_json, now_timestamp
 
 STATES = ("pending", "in_flight", "done", "failed", "skipped")
 
@@ -113,6 +112,65 @@ class RowState:
     attempts: int
 
 
+class KnownRow(NamedTuple):
+    """What planning needs of a row the checkpoint already holds."""
+
+    state: str
+    synced_hash: str | None
+    pivotal_id: str | None
+    has_request: bool
+    """A request was recorded and no answer came: the next run re-sends it."""
+
+
+class ParentRow(NamedTuple):
+    """A customer row as its children see it (`state` is `missing` when unknown)."""
+
+    state: str
+    pivotal_id: str | None
+    error_message: str | None
+
+
+class InvalidRow(NamedTuple):
+    """A source row that failed validation, as recorded for the errors file."""
+
+    pass_name: str
+    line: int
+    source: str
+    key: str | None
+    column: str | None
+    code: str
+    message: str
+    cells_json: str
+
+
+class RowError(NamedTuple):
+    pass_name: str
+    key: str
+    line: int
+    code: str
+    message: str
+
+
+class ProblemRow(NamedTuple):
+    """An invalid, failed or skipped row with its original cells."""
+
+    pass_name: str
+    line: int
+    code: str
+    message: str
+    state: str
+    cells: dict[str, Any]
+
+
+class ResultRow(NamedTuple):
+    pass_name: str
+    line: int
+    key: str | None
+    action: str
+    pivotal_id: str | None
+    display_id: int | None
+
+
 @dataclass(frozen=True)
 class Run:
     id: int
@@ -122,8 +180,7 @@ class Run:
     planned: bool
 
 
-def now_text() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+now_text = now_timestamp
 
 
 class Checkpoint:
@@ -211,19 +268,16 @@ class Checkpoint:
     def forget_invalid(self, run: Run) -> None:
         self._db.execute("DELETE FROM invalid_rows WHERE run = ?", (run.id,))
 
-    def record_invalid(self, run: Run, rows: Iterable[tuple[Any, ...]]) -> None:
-        """Rows of (pass, line, source, key, column, code, message, cells_json)."""
+    def record_invalid(self, run: Run, rows: Iterable[InvalidRow]) -> None:
         self._db.executemany(
             "INSERT INTO invalid_rows (run, pass, line, source, key, column_name, code, message, "
             "cells) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             ((run.id, *row) for row in rows),
         )
 
-    def existing(
-        self, pass_name: str, keys: list[str]
-    ) -> dict[str, tuple[str, str | None, str | None, bool]]:
-        """For known keys: state, synced hash, Pivotal id, and whether a request is pending."""
-        found: dict[str, tuple[str, str | None, str | None, bool]] = {}
+    def existing(self, pass_name: str, keys: list[str]) -> dict[str, KnownRow]:
+        """The rows of `keys` that the checkpoint already holds."""
+        found: dict[str, KnownRow] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
@@ -232,7 +286,7 @@ class Checkpoint:
                 f"FROM rows WHERE pass = ? AND key IN ({marks})",
                 (pass_name, *chunk),
             ):
-                found[key] = (state, synced_hash, pivotal_id, bool(has_request))
+                found[key] = KnownRow(state, synced_hash, pivotal_id, bool(has_request))
         return found
 
     def upsert_planned(self, rows: Iterable[dict[str, Any]]) -> None:
@@ -283,14 +337,13 @@ class Checkpoint:
                 yield _row_state(row)
             last_line = rows[-1][2]
 
-    def parent(self, customer_key: str) -> tuple[str, str | None, str | None]:
-        """State, Pivotal id and last error of a customer row (`missing` if unknown)."""
+    def parent(self, customer_key: str) -> ParentRow:
         row = self._db.execute(
             "SELECT state, pivotal_id, error_message FROM rows "
             "WHERE pass = 'customers' AND key = ?",
             (customer_key,),
         ).fetchone()
-        return (row[0], row[1], row[2]) if row else ("missing", None, None)
+        return ParentRow(*row) if row else ParentRow("missing", None, None)
 
     def key_of_pivotal_id(self, pass_name: str, pivotal_id: str) -> str | None:
         row = self._db.execute(
@@ -474,42 +527,41 @@ class Checkpoint:
             counts.setdefault(pass_name, {})[state] = count
         return counts
 
-    def last_errors(self, limit: int = 5) -> list[tuple[str, str, int, str, str]]:
-        """The most recent failures: (pass, key, line, code, message)."""
-        return list(
-            self._db.execute(
+    def last_errors(self, limit: int = 5) -> list[RowError]:
+        """The most recent failures."""
+        return [
+            RowError(*row)
+            for row in self._db.execute(
                 "SELECT pass, key, line, error_code, error_message FROM rows "
                 "WHERE error_code IS NOT NULL ORDER BY updated_at DESC LIMIT ?",
                 (limit,),
             )
-        )
+        ]
 
-    def problem_rows(self, run: Run) -> Iterator[tuple[str, int, str, str, str, dict[str, Any]]]:
-        """Invalid, failed and skipped rows: (pass, line, code, message, state, cells)."""
+    def problem_rows(self, run: Run) -> Iterator[ProblemRow]:
+        """Invalid, failed and skipped rows."""
         for pass_name, line, code, message, cells in self._db.execute(
             "SELECT pass, line, code, message, cells FROM invalid_rows WHERE run = ?", (run.id,)
         ):
-            yield pass_name, line, code, message, "invalid", json.loads(cells)
+            yield ProblemRow(pass_name, line, code, message, "invalid", json.loads(cells))
         for pass_name, line, code, message, state, cells in self._db.execute(
             "SELECT pass, line, error_code, error_message, state, cells FROM rows "
             "WHERE run = ? AND state IN ('failed', 'skipped')",
             (run.id,),
         ):
-            yield pass_name, line, code, message, state, json.loads(cells)
+            yield ProblemRow(pass_name, line, code, message, state, json.loads(cells))
 
-    def result_rows(
-        self, run: Run
-    ) -> Iterator[tuple[str, int, str | None, str, str | None, int | None]]:
-        """Every source row of the run, in source order: (pass, line, key, action, id,
-        display_id)."""
-        yield from self._db.execute(
+    def result_rows(self, run: Run) -> Iterator[ResultRow]:
+        """Every source row of the run, in source order."""
+        for row in self._db.execute(
             "SELECT pass, line, key, action, pivotal_id, display_id FROM ("
             "SELECT pass, line, key, CASE WHEN state IN ('done', 'failed', 'skipped') THEN action "
             "ELSE state END AS action, pivotal_id, display_id FROM rows WHERE run = ? "
             "UNION ALL SELECT pass, line, key, 'invalid', NULL, NULL FROM invalid_rows "
             f"WHERE run = ?) ORDER BY {_PASS_ORDER}, line",
             (run.id, run.id),
-        )
+        ):
+            yield ResultRow(*row)
 
 
 _PASS_ORDER = "CASE pass WHEN 'customers' THEN 0 WHEN 'contacts' THEN 1 ELSE 2 END"

@@ -37,6 +37,12 @@ EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 EMAIL_MAX_LENGTH = 254
 NAME_MAX_LENGTH = 200
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.3fZ"
+"""`format_timestamp` in chrono's spelling, for polars (both truncate to milliseconds)."""
+LIVE_KEY_RATE_LIMIT = 60
+"""Requests per window of a live key, the documented default (assumed until a header says)."""
+RATE_WINDOW_S = 60.0
+"""The documented sliding window."""
 
 
 class Kind(Enum):
@@ -79,6 +85,9 @@ class ObjectSchema:
     """An API object type: its name, its fields in response order, and its list filters."""
 
     object: str
+    """The `object` the API's envelope names (`customer`)."""
+    collection: str
+    """The plural that names its endpoint, its import pass and its export file (`customers`)."""
     fields: tuple[Field, ...]
     list_filters: tuple[str, ...] = ()
 
@@ -101,6 +110,7 @@ def _string(name: str, **options: object) -> Field:
 
 CUSTOMER = ObjectSchema(
     object="customer",
+    collection="customers",
     fields=(
         _string("name", required=True, minimum=1, maximum=NAME_MAX_LENGTH),
         Field("slug", Kind.SLUG, maximum=SLUG_MAX_LENGTH),
@@ -123,6 +133,7 @@ CUSTOMER = ObjectSchema(
 
 CONTACT = ObjectSchema(
     object="contact",
+    collection="contacts",
     fields=(
         Field("customer_id", Kind.REFERENCE, read_only=True),
         _string("name", required=True, minimum=1, maximum=NAME_MAX_LENGTH),
@@ -137,6 +148,7 @@ CONTACT = ObjectSchema(
 
 ONBOARDING = ObjectSchema(
     object="onboarding",
+    collection="onboardings",
     fields=(
         Field("customer_id", Kind.REFERENCE, required=True, create_only=True),
         _string("name", maximum=NAME_MAX_LENGTH),
@@ -159,7 +171,10 @@ ONBOARDING = ObjectSchema(
     list_filters=("customer_id", "state", "phase"),
 )
 
-SCHEMAS = {schema.object: schema for schema in (CUSTOMER, CONTACT, ONBOARDING)}
+OBJECT_SCHEMAS = (CUSTOMER, CONTACT, ONBOARDING)
+"""Every object type, parents first: the order of the import passes."""
+SCHEMAS = {schema.object: schema for schema in OBJECT_SCHEMAS}
+COLLECTIONS = {schema.collection: schema for schema in OBJECT_SCHEMAS}
 
 
 def canonical_json(document: Any) -> str:
@@ -188,6 +203,10 @@ def format_timestamp(moment: datetime) -> str:
     """ISO 8601 UTC with milliseconds, the API's only timestamp format."""
     utc = moment.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def now_timestamp() -> str:
+    return format_timestamp(datetime.now(UTC))
 
 
 def format_epoch_ms(epoch_ms: int) -> str:

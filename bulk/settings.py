@@ -7,13 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from bulk.schema import OBJECT_SCHEMAS
+
 DEFAULT_BASE_URL = "https://my.pivotal.app/api/v1"
 DEFAULT_CONCURRENCY = 4
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_SANDBOX_DB = Path(".bulk/sandbox.sqlite")
 DEFAULT_CHECKPOINT = Path("bulk-import.sqlite")
 DEFAULT_PART_ROWS = 10_000
-PASSES = ("customers", "contacts", "onboardings")
+PASSES = tuple(schema.collection for schema in OBJECT_SCHEMAS)
+"""The import passes in the order they run: parents first."""
 
 
 def pass_order(pass_name: str) -> int:

@@ -22,8 +22,7 @@ import polars as pl
 import pytest
 import pytest_asyncio
 from click.testing import CliRunner
-from helpers import TIMESTAMP, ManualClock, api, at_ms, create
-from test_import import KEY, WORKSPACE, import_settings
+from helpers import KEY, TIMESTAMP, WORKSPACE, ManualClock, api, at_ms, create, import_settings
 
 from bulk._version import __version__
 from bulk.cli import main

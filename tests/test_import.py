@@ -6,80 +6,18 @@ from __future__ import annotations
 import csv
 import shutil
 from pathlib import Path
-from typing import Any
 
 import polars as pl
+from helpers import (
+    SAMPLES,
+    WORKSPACE,
+    assert_workspace_matches_samples,
+    counts,
+    import_settings,
+)
 
-from bulk.importing.importer import ImportOutcome, run_import
+from bulk.importing.importer import run_import
 from bulk.sandbox import Sandbox, SandboxConfig, running_sandbox
-from bulk.settings import ConnectionSettings, ImportSettings
-
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-WORKSPACE = "acme"
-KEY = f"pivotal_{WORKSPACE}"
-
-
-def import_settings(
-    sandbox: Sandbox, tmp_path: Path, *folders: Path, **options: Any
-) -> ImportSettings:
-    connection = ConnectionSettings(api_key=KEY, base_url=sandbox.base_url, concurrency=4)
-    return ImportSettings(
-        connection=connection,
-        folders=folders or (SAMPLES,),
-        checkpoint=tmp_path / "import.sqlite",
-        quiet=True,
-        **options,
-    )
-
-
-def source_rows(name: str, folder: Path = SAMPLES) -> list[dict[str, str | None]]:
-    return pl.read_csv(folder / f"{name}.csv", infer_schema=False).to_dicts()
-
-
-def assert_workspace_matches_samples(sandbox: Sandbox, folder: Path = SAMPLES) -> None:
-    """Every source row exists exactly once, with its fields and under the right customer."""
-    customers = sandbox.objects(WORKSPACE, "customer")
-    contacts = sandbox.objects(WORKSPACE, "contact")
-    onboardings = sandbox.objects(WORKSPACE, "onboarding")
-    source_customers = source_rows("customers", folder)
-    source_contacts = source_rows("contacts", folder)
-    source_onboardings = source_rows("onboardings", folder)
-    assert len(customers) == len(source_customers)
-    assert len(contacts) == len(source_contacts)
-    assert len(onboardings) == len(source_onboardings)
-
-    by_external_id = {c["metadata"]["external_id"]: c for c in customers}
-    assert set(by_external_id) == {row["external_id"] for row in source_customers}
-    for row in source_customers:
-        customer = by_external_id[row["external_id"]]
-        assert customer["name"] == row["name"]
-        assert customer["plan"] == row["plan"]
-        if row["slug"]:
-            assert customer["slug"] == row["slug"]
-        if row["domain"]:
-            assert customer["domain"] == row["domain"].lower()
-        if row["mrr"]:
-            assert customer["mrr"] == int(row["mrr"])
-
-    contact_by_email = {(c["customer_id"], c["email"]): c for c in contacts}
-    assert len(contact_by_email) == len(contacts)
-    for row in source_contacts:
-        parent = by_external_id[row["customer_external_id"]]
-        assert row["email"] is not None
-        contact = contact_by_email[(parent["id"], row["email"].lower())]
-        assert contact["name"] == row["name"]
-        assert contact["phone"] == row["phone"]
-
-    onboarding_by_customer = {o["customer_id"]: o for o in onboardings}
-    assert len(onboarding_by_customer) == len(onboardings)
-    for row in source_onboardings:
-        onboarding = onboarding_by_customer[by_external_id[row["customer_external_id"]]["id"]]
-        assert onboarding["name"] == row["name"]
-        assert onboarding["phase"] == (row["phase"] or "before_getting_started")
-
-
-def counts(outcome: ImportOutcome, column: str) -> dict[str, int]:
-    return {name: getattr(c, column) for name, c in outcome.summary.passes.items()}
 
 
 async def test_samples_import_end_to_end(sandbox: Sandbox, tmp_path: Path) -> None:

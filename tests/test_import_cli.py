@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner, Result
-from test_import import SAMPLES
+from helpers import SAMPLES
 
 from bulk.cli import main
 from bulk.sandbox import Sandbox

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import aiohttp
 import polars as pl
-from helpers import create
-from test_import import WORKSPACE, counts, import_settings
+from helpers import WORKSPACE, counts, create, import_settings
 
 from bulk.importing.importer import run_import
 from bulk.sandbox import Sandbox

@@ -12,8 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from helpers import kill_when
-from test_import import SAMPLES, WORKSPACE, assert_workspace_matches_samples
+from helpers import SAMPLES, WORKSPACE, assert_workspace_matches_samples, kill_when
 
 from bulk.sandbox import Sandbox, SandboxConfig, sandbox_in_thread
 

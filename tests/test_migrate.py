@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from test_import import SAMPLES, import_settings
+from helpers import SAMPLES, import_settings
 
 from bulk.cli import main
 from bulk.errors import UsageError

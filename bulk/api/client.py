@@ -44,6 +44,7 @@ from bulk.errors import (
     ServerError,
     UsageError,
 )
+from bulk.settings import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_S
 
 _log = logging.getLogger(__name__)
 """Retries at debug level: method, path and the error, which never holds the key."""
@@ -51,8 +52,6 @@ _log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
-DEFAULT_TIMEOUT_S = 30.0
-DEFAULT_CONCURRENCY = 4
 DEFAULT_RETRY = RetryPolicy()
 MAX_MESSAGE_CHARS = 300
 """An error body that is not the API's envelope (a proxy's HTML page) is quoted this far."""

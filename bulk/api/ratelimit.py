@@ -43,9 +43,11 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiolimiter import AsyncLimiter
 
-DEFAULT_LIMIT = 60
+from bulk.schema import LIVE_KEY_RATE_LIMIT, RATE_WINDOW_S
+
+DEFAULT_LIMIT = LIVE_KEY_RATE_LIMIT
 """Requests per window assumed until a response carries `X-RateLimit-Limit` (the live-key limit)."""
-DEFAULT_WINDOW_S = 60.0
+DEFAULT_WINDOW_S = RATE_WINDOW_S
 """The documented window, used until a response lets us measure it."""
 WINDOW_MARGIN_S = 0.25
 """Added to the measured window: later requests may reach the server slower than measured ones."""

@@ -17,7 +17,6 @@ import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ from bulk.exporting.tables import FILE_NAMES, frame, merge_parts, write_part
 from bulk.exporting.walker import Split, WalkState, WalkWarnings, walk
 from bulk.interrupts import stop_on_interrupt
 from bulk.progress import PassProgress, ProgressFactory
-from bulk.schema import CUSTOMER_STATUSES, ONBOARDING_PHASES, ONBOARDING_STATES
+from bulk.schema import CUSTOMER_STATUSES, ONBOARDING_PHASES, ONBOARDING_STATES, now_timestamp
 from bulk.settings import ExportSettings
 
 CONTACT_BATCH = 64
@@ -314,7 +313,7 @@ class _ExportRun:
         manifest = {
             "workspace": self.checkpoint.load_state("workspace"),
             "organization_id": self.checkpoint.load_state("organization_id"),
-            "exported_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "exported_at": now_timestamp(),
             "format": self.settings.file_format,
             "counts": {FILE_NAMES[name]: count for name, count in counts.items()},
             "files": {

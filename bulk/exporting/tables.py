@@ -17,10 +17,10 @@ from typing import Any
 
 import polars as pl
 
-from bulk.schema import SCHEMAS, Kind
+from bulk.schema import OBJECT_SCHEMAS, SCHEMAS, TIMESTAMP_FORMAT, Kind
 
-FILE_NAMES = {"customer": "customers", "contact": "contacts", "onboarding": "onboardings"}
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.3fZ"
+FILE_NAMES = {schema.object: schema.collection for schema in OBJECT_SCHEMAS}
+"""Each object type's export file stem: its collection."""
 _DTYPES: dict[Kind, pl.DataType] = {
     Kind.INTEGER: pl.Int64(),
     Kind.BOOLEAN: pl.Boolean(),

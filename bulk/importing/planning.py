@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bulk.checkpoint import Checkpoint, Run, now_text
+from bulk.checkpoint import Checkpoint, InvalidRow, KnownRow, Run, now_text
 from bulk.importing.rows import PlannedRow, RowPlanner, RowProblem
 from bulk.importing.sources import Source, SourceFile, open_source
 from bulk.schema import canonical_json, text_digest
@@ -125,7 +125,7 @@ class _PassPlanner:
         invalid = 0
         for records in self.opened.source.batches(BATCH_ROWS):
             planned: list[PlannedRow] = []
-            problems: list[tuple[Any, ...]] = []
+            problems: list[InvalidRow] = []
             for record in records:
                 result = self.opened.planner.plan(record)
                 problem = result if isinstance(result, RowProblem) else self._cross_check(result)
@@ -217,7 +217,7 @@ class _PassPlanner:
         self,
         row: PlannedRow,
         digest: str,
-        existing: tuple[str, str | None, str | None, bool] | None,
+        existing: KnownRow | None,
         known_parents: set[str],
     ) -> tuple[str, str | None, str | None, str | None]:
         """(state, action, error code, error message) for a valid row."""
@@ -240,16 +240,15 @@ class _PassPlanner:
                 )
         if existing is None:
             return "pending", None, None, None
-        state, synced_hash, _, _ = existing
-        if state == "done" and synced_hash == digest and not self.settings.force:
+        if existing.state == "done" and existing.synced_hash == digest and not self.settings.force:
             return "done", None if self.run.resumed else "unchanged", None, None
         return "pending", None, None, None
 
-    def _invalid(self, problem: RowProblem, row: PlannedRow | RowProblem) -> tuple[Any, ...]:
+    def _invalid(self, problem: RowProblem, row: PlannedRow | RowProblem) -> InvalidRow:
         key = row.key if isinstance(row, PlannedRow) else _cell_key(problem)
         if self.pass_name == "customers" and key is not None:
             self.invalid_customers.setdefault(key, problem.line)
-        return (
+        return InvalidRow(
             self.pass_name,
             problem.line,
             self.opened.file.path.name,
@@ -261,12 +260,12 @@ class _PassPlanner:
         )
 
 
-def _kind(state: str, known: tuple[str, str | None, str | None, bool] | None) -> str:
+def _kind(state: str, known: KnownRow | None) -> str:
     """What the row needs from the API, as a dry run reports it."""
-    if known is not None and known[3]:
+    if known is not None and known.has_request:
         return "resend"
     if state == "pending":
-        return "update" if known is not None and known[2] is not None else "create"
+        return "update" if known is not None and known.pivotal_id is not None else "create"
     return "unchanged" if state == "done" else state
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bulk.checkpoint import Checkpoint, Run
+from bulk.display import format_duration, format_table
+from bulk.schema import LIVE_KEY_RATE_LIMIT
 from bulk.settings import pass_order
 
 COUNTED = ("created", "updated", "unchanged", "adopted", "failed", "skipped", "invalid")
 PLANNED = ("create", "update", "resend", "unchanged", "skipped", "invalid")
-DEFAULT_RATE_PER_MIN = 60
 
 
 class RequestStats(Protocol):
@@ -72,7 +73,7 @@ class ImportSummary:
             (name, *(getattr(c, column) for column in ("total", *COUNTED)))
             for name, c in self.passes.items()
         ]
-        table = _table(("pass", "total", *COUNTED), rows)
+        table = format_table(("pass", "total", *COUNTED), rows)
         return (
             f"{table}\nrequests {self.requests}, retries {self.retries}, "
             f"rate-limited {self.rate_limited}, elapsed {self.elapsed_s:.1f} s"
@@ -95,7 +96,7 @@ class PlanSummary:
             name: {kind: counts.get(name, {}).get(kind, 0) for kind in PLANNED} for name in counts
         }
         requests = sum(c["create"] + c["update"] + c["resend"] for c in passes.values())
-        rate = rate_limit or DEFAULT_RATE_PER_MIN
+        rate = rate_limit or LIVE_KEY_RATE_LIMIT
         # a sliding window admits a full window's worth at once, then `rate` per minute
         eta_s = max(requests - rate, 0) * 60 / rate
         return cls(passes, requests, rate, eta_s, rate_limit is None)
@@ -104,8 +105,8 @@ class PlanSummary:
         rows = [(name, *(c[kind] for kind in PLANNED)) for name, c in self.passes.items()]
         note = " (the API's default; pass --rate-limit to change)" if self.rate_is_default else ""
         return (
-            f"{_table(('pass', *PLANNED), rows)}\n{self.requests} write requests; about "
-            f"{_duration(self.eta_s)} at {self.rate_per_min} requests/min{note}. "
+            f"{format_table(('pass', *PLANNED), rows)}\n{self.requests} write requests; about "
+            f"{format_duration(self.eta_s)} at {self.rate_per_min} requests/min{note}. "
             "Dry run: nothing was sent."
         )
 
@@ -157,24 +158,3 @@ def _pass_counts(counts: dict[str, int]) -> PassCounts:
         elif hasattr(result, label):
             setattr(result, label, getattr(result, label) + count)
     return result
-
-
-def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
-    cells = [tuple(str(v) for v in header), *(tuple(str(v) for v in row) for row in rows)]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = []
-    for row in cells:
-        padded = [
-            v.ljust(w) if i == 0 else v.rjust(w)
-            for i, (v, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(padded))
-    return "\n".join(lines)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"

@@ -39,8 +39,9 @@ from typing import BinaryIO, NoReturn
 import polars as pl
 
 from bulk.errors import InputError
+from bulk.schema import TIMESTAMP_FORMAT
+from bulk.settings import PASSES
 
-PASSES = ("customers", "contacts", "onboardings")
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
 DEFAULT_BATCH_SIZE = 50_000
 
@@ -49,8 +50,6 @@ _PARQUET_MAGIC = b"PAR1"
 _UTF8_NAMES = frozenset({"utf-8", "utf-8-sig"})
 _ENCODING_REMEDY = "Pass --encoding latin-1 (or the file's encoding)."
 _BINARY_REMEDY = "Export it from the spreadsheet as CSV (UTF-8), or pass a .parquet file."
-_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.3fZ"
-"""`bulk.schema.format_timestamp` in chrono's spelling (both truncate to milliseconds)."""
 
 
 @dataclass(frozen=True)
@@ -608,7 +607,7 @@ def _as_text(name: str, dtype: pl.DataType, path: Path) -> pl.Expr:
         text = pl.when(column.is_null()).then(None).otherwise(text)
     elif isinstance(dtype, pl.Datetime):
         utc = column.dt.convert_time_zone("UTC") if dtype.time_zone else column
-        text = utc.dt.strftime(_TIMESTAMP_FORMAT)
+        text = utc.dt.strftime(TIMESTAMP_FORMAT)
     elif dtype == pl.Date:
         text = column.dt.strftime("%Y-%m-%d")
     elif isinstance(dtype, pl.List) and dtype.inner in (pl.String, pl.Null):
