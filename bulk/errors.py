@@ -4,6 +4,7 @@
      ├── UsageError                bad options or configuration                    (exit 2)
      ├── InputError                a source file cannot be used: file, line, column (exit 2)
      ├── CheckpointError           the checkpoint cannot be opened or does not fit  (exit 2)
+     │    └── CheckpointBusyError  another live process runs on this checkpoint     (exit 2)
      ├── SandboxError              the embedded sandbox could not start             (exit 2)
      └── ApiError                  talking to the Pivotal API failed
           ├── NoResponseError      no usable answer: timeout, refused or dropped connection;
@@ -20,6 +21,10 @@ contain an API key.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bulk.lock import Holder
 
 RESUME_HINT = "The checkpoint is saved; run the same command again to resume."
 
@@ -75,6 +80,19 @@ class InputError(BulkError):
 
 class CheckpointError(BulkError):
     exit_code = 2
+
+
+class CheckpointBusyError(CheckpointError):
+    """Another live process holds the checkpoint; `holder` says which."""
+
+    def __init__(self, checkpoint: Path, holder: Holder) -> None:
+        super().__init__(
+            f"The checkpoint {checkpoint} is in use by another process: {holder.describe()}.",
+            "Wait for that run to finish (bulk status shows its progress) or stop it, then run "
+            "this command again; nothing was sent.",
+        )
+        self.checkpoint = checkpoint
+        self.holder = holder
 
 
 class SandboxError(BulkError):
