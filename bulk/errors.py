@@ -6,6 +6,7 @@
      ├── CheckpointError           the checkpoint cannot be opened or does not fit  (exit 2)
      │    └── CheckpointBusyError  another live process runs on this checkpoint     (exit 2)
      ├── SandboxError              the embedded sandbox could not start             (exit 2)
+     ├── RunInterrupted            SIGINT or SIGTERM stopped the run             (exit 130/143)
      └── ApiError                  talking to the Pivotal API failed
           ├── NoResponseError      no usable answer: timeout, refused or dropped connection;
           │                        the request may or may not have taken effect (retryable)
@@ -97,6 +98,14 @@ class CheckpointBusyError(CheckpointError):
 
 class SandboxError(BulkError):
     exit_code = 2
+
+
+class RunInterrupted(BulkError):
+    """A signal stopped the run before it finished; the checkpoint is saved."""
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__("Interrupted.", RESUME_HINT)
+        self.exit_code = exit_code
 
 
 class ApiError(BulkError):
