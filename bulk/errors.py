@@ -5,6 +5,7 @@
      ├── InputError                a source file cannot be used: file, line, column (exit 2)
      ├── CheckpointError           the checkpoint cannot be opened or does not fit  (exit 2)
      │    └── CheckpointBusyError  another live process runs on this checkpoint     (exit 2)
+     ├── OutputError               an output file cannot be written (disk, rights)  (exit 2)
      ├── SandboxError              the embedded sandbox could not start             (exit 2)
      ├── RunInterrupted            SIGINT or SIGTERM stopped the run             (exit 130/143)
      └── ApiError                  talking to the Pivotal API failed
@@ -94,6 +95,10 @@ class CheckpointBusyError(CheckpointError):
         )
         self.checkpoint = checkpoint
         self.holder = holder
+
+
+class OutputError(BulkError):
+    exit_code = 2
 
 
 class SandboxError(BulkError):
