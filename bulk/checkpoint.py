@@ -1,10 +1,10 @@
-"""The import checkpoint: one SQLite file (WAL) holding every source row's state.
+"""The checkpoint: one SQLite file (WAL) holding every source row's state, or an export's progress.
 
 A row moves `pending` → `in_flight` → `done` | `failed` | `skipped`. It is marked `in_flight`,
 with the exact request it is about to send, in a committed transaction *before* the request
 leaves; so after a crash at any instant the next run knows which requests may have taken effect
 and re-sends exactly those, under the same idempotency key. The schema migrates itself through
-an ordered list of named migrations, applied on open.
+an ordered list of named migration functions (`@migration`), applied on open in one transaction.
 
 The API key is never stored here.
 """
@@ -13,20 +13,82 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from bulk.errors import CheckpointError
-from bulk.schema import canonical_json, now_timestamp
+from bulk.schema import CUSTOMER, OBJECT_SCHEMAS, canonical_json, now_timestamp
 
 STATES = ("pending", "in_flight", "done", "failed", "skipped")
 
-MIGRATIONS: tuple[tuple[str, str], ...] = (
-    (
-        "001_rows",
+
+def now_text() -> str:
+    """The time of a checkpoint write, in the API's timestamp format."""
+    return now_timestamp()
+
+
+MigrationFunction = Callable[[sqlite3.Connection], None]
+"""Changes the schema (and may rewrite rows) through the connection; never commits."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One named step of the checkpoint's schema; the `migrations` table records its name."""
+
+    name: str
+    apply: MigrationFunction
+
+
+MIGRATIONS: list[Migration] = []
+"""Every migration, in the order they apply."""
+
+
+def migration(name: str) -> Callable[[MigrationFunction], MigrationFunction]:
+    """Register the decorated function as the next migration, under `name` (never renamed)."""
+
+    def register(function: MigrationFunction) -> MigrationFunction:
+        MIGRATIONS.append(Migration(name, function))
+        return function
+
+    return register
+
+
+def migrate(db: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
+    """Apply the migrations `db` has not had, in order, in one transaction; their names.
+
+    A migration that fails rolls back all of them: the file stays as it was.
+    """
+    if not _pending(db, migrations):
+        return []
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        pending = _pending(db, migrations)  # again, now that no other process can migrate
+        for step in pending:
+            step.apply(db)
+            db.execute("INSERT INTO migrations VALUES (?, ?)", (step.name, now_text()))
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return [step.name for step in pending]
+
+
+def _pending(db: sqlite3.Connection, migrations: Sequence[Migration]) -> list[Migration]:
+    has_table = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'"
+    ).fetchone()
+    applied = {row[0] for row in db.execute("SELECT name FROM migrations")} if has_table else set()
+    return [step for step in migrations if step.name not in applied]
+
+
+@migration("001_rows")
+def _rows(db: sqlite3.Connection) -> None:
+    """Source rows with their state and in-flight request, invalid rows, runs."""
+    db.execute(
         """
         CREATE TABLE rows (
             pass TEXT NOT NULL,
@@ -54,9 +116,13 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             cells TEXT NOT NULL,
             updated_at TEXT NOT NULL,
             PRIMARY KEY (pass, key)
-        );
-        CREATE INDEX rows_by_state ON rows (pass, state, line);
-        CREATE INDEX rows_by_run ON rows (run, pass, line);
+        )
+        """
+    )
+    db.execute("CREATE INDEX rows_by_state ON rows (pass, state, line)")
+    db.execute("CREATE INDEX rows_by_run ON rows (run, pass, line)")
+    db.execute(
+        """
         CREATE TABLE invalid_rows (
             run INTEGER NOT NULL,
             pass TEXT NOT NULL,
@@ -67,27 +133,63 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             code TEXT NOT NULL,
             message TEXT NOT NULL,
             cells TEXT NOT NULL
-        );
-        CREATE INDEX invalid_by_run ON invalid_rows (run, pass, line);
+        )
+        """
+    )
+    db.execute("CREATE INDEX invalid_by_run ON invalid_rows (run, pass, line)")
+    db.execute(
+        """
         CREATE TABLE runs (
             id INTEGER PRIMARY KEY,
             started_at TEXT NOT NULL,
             finished_at TEXT,
             fingerprint TEXT,
             planned INTEGER NOT NULL DEFAULT 0
-        );
-        """,
-    ),
-    (
-        "002_export_state",
+        )
         """
-        CREATE TABLE export_state (
-            name TEXT PRIMARY KEY,
-            value TEXT NOT NULL
-        );
-        """,
-    ),
-)
+    )
+
+
+@migration("002_export_state")
+def _export_values(db: sqlite3.Connection) -> None:
+    """The export's progress as loose named JSON values (replaced by 003)."""
+    db.execute("CREATE TABLE export_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+@migration("003_export_document")
+def _export_document(db: sqlite3.Connection) -> None:
+    """The export's progress as one JSON document (`bulk.exporting.state.ExportState`); the
+    named values of an export begun by an older bulk are carried over, so it resumes."""
+    db.execute("CREATE TABLE export (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL)")
+    values = {
+        name: json.loads(value)
+        for name, value in db.execute("SELECT name, value FROM export_state")
+    }
+    if values:
+        db.execute("INSERT INTO export VALUES (1, ?)", (json.dumps(_from_values(values)),))
+    db.execute("DROP TABLE export_state")
+
+
+def _from_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The 002 named values as the document 003 introduced."""
+    return {
+        "file_format": values.get("format"),
+        "workspace": values.get("workspace"),
+        "organization_id": values.get("organization_id"),
+        "objects": {
+            schema.object: {
+                "rows": values.get(f"{schema.object}.rows", 0),
+                "parts": values.get(f"{schema.object}.parts", 0),
+                "walk": values.get(f"{schema.object}.walk"),
+            }
+            for schema in OBJECT_SCHEMAS
+        },
+        "late_customers_done": bool(values.get("customer.late_done")),
+        "contacts_walked": values.get("contact.customers_done", 0),
+        "contacts_finished": bool(values.get("contact.finished")),
+        "warnings": values.get("warnings", []),
+        "finished": values.get("phase") == "done",
+    }
 
 
 @dataclass(frozen=True)
@@ -171,6 +273,13 @@ class ResultRow(NamedTuple):
     display_id: int | None
 
 
+class PassCounts(NamedTuple):
+    total: int
+    """Rows of the pass in the run."""
+    settled: int
+    """Rows no longer pending or in flight."""
+
+
 @dataclass(frozen=True)
 class Run:
     id: int
@@ -178,9 +287,6 @@ class Run:
     """True when this continues a run that did not finish."""
     fingerprint: str | None
     planned: bool
-
-
-now_text = now_timestamp
 
 
 class Checkpoint:
@@ -194,7 +300,7 @@ class Checkpoint:
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA busy_timeout = 5000")
-            self._migrate()
+            migrate(self._db)
         except sqlite3.DatabaseError as error:
             raise CheckpointError(
                 f"Cannot use the checkpoint {path}: {error}.",
@@ -203,20 +309,6 @@ class Checkpoint:
 
     def close(self) -> None:
         self._db.close()
-
-    def _migrate(self) -> None:
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
-        )
-        applied = {row[0] for row in self._db.execute("SELECT name FROM migrations")}
-        for name, script in MIGRATIONS:
-            if name in applied:
-                continue
-            with self.transaction():
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute("INSERT INTO migrations VALUES (?, ?)", (name, now_text()))
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -339,9 +431,8 @@ class Checkpoint:
 
     def parent(self, customer_key: str) -> ParentRow:
         row = self._db.execute(
-            "SELECT state, pivotal_id, error_message FROM rows "
-            "WHERE pass = 'customers' AND key = ?",
-            (customer_key,),
+            "SELECT state, pivotal_id, error_message FROM rows WHERE pass = ? AND key = ?",
+            (CUSTOMER.collection, customer_key),
         ).fetchone()
         return ParentRow(*row) if row else ParentRow("missing", None, None)
 
@@ -449,28 +540,19 @@ class Checkpoint:
 
     # -- export state ------------------------------------------------------------------------
 
-    def load_state(self, name: str) -> Any:
-        """A named piece of export state (JSON), or None."""
-        row = self._db.execute("SELECT value FROM export_state WHERE name = ?", (name,)).fetchone()
-        return json.loads(row[0]) if row else None
+    def export_document(self) -> dict[str, Any] | None:
+        """The export's saved progress (see `bulk.exporting.state`), or None before any."""
+        row = self._db.execute("SELECT state FROM export WHERE id = 1").fetchone()
+        document: dict[str, Any] | None = json.loads(row[0]) if row else None
+        return document
 
-    def save_state(self, values: dict[str, Any]) -> None:
-        """Save several pieces of export state in one transaction."""
-        with self.transaction():
-            self._db.executemany(
-                "INSERT INTO export_state (name, value) VALUES (?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                [(name, json.dumps(value)) for name, value in values.items()],
-            )
-
-    def clear_state(self) -> None:
-        self._db.execute("DELETE FROM export_state")
-
-    def export_states(self) -> dict[str, Any]:
-        return {
-            name: json.loads(value)
-            for name, value in self._db.execute("SELECT name, value FROM export_state")
-        }
+    def save_export_document(self, document: dict[str, Any]) -> None:
+        """Replace the export's saved progress, whole, in one statement."""
+        self._db.execute(
+            "INSERT INTO export (id, state) VALUES (1, ?) "
+            "ON CONFLICT (id) DO UPDATE SET state = excluded.state",
+            (json.dumps(document),),
+        )
 
     # -- reporting ---------------------------------------------------------------------------
 
@@ -510,14 +592,14 @@ class Checkpoint:
             counts.setdefault(pass_name, {})["invalid"] = count
         return counts
 
-    def pass_progress(self, run: Run, pass_name: str) -> tuple[int, int]:
-        """(rows of the pass in this run, rows already settled) for a progress bar."""
+    def pass_progress(self, run: Run, pass_name: str) -> PassCounts:
+        """How far a pass of this run has come, for a progress bar."""
         total, settled = self._db.execute(
             "SELECT count(*), coalesce(sum(state NOT IN ('pending', 'in_flight')), 0) "
             "FROM rows WHERE run = ? AND pass = ?",
             (run.id, pass_name),
         ).fetchone()
-        return int(total), int(settled)
+        return PassCounts(int(total), int(settled))
 
     def state_counts(self) -> dict[str, dict[str, int]]:
         counts: dict[str, dict[str, int]] = {}
@@ -564,7 +646,11 @@ class Checkpoint:
             yield ResultRow(*row)
 
 
-_PASS_ORDER = "CASE pass WHEN 'customers' THEN 0 WHEN 'contacts' THEN 1 ELSE 2 END"
+_PASS_ORDER = (
+    "CASE pass "
+    + " ".join(f"WHEN '{schema.collection}' THEN {n}" for n, schema in enumerate(OBJECT_SCHEMAS))
+    + f" ELSE {len(OBJECT_SCHEMAS)} END"
+)
 _ROW_COLUMNS = (
     "pass, key, line, state, customer_key, customer_ref, payload, payload_hash, synced_payload, "
     "request_method, request_path, request_body, request_payload, pivotal_id, display_id, attempts"

@@ -1,11 +1,13 @@
-"""`bulk status`: what a checkpoint holds, readable while an import runs."""
+"""`bulk status`: what a checkpoint holds, readable while an import or an export runs."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from bulk.checkpoint import STATES, Checkpoint
+from bulk.display import format_table
+from bulk.exporting.state import ExportState
+from bulk.schema import OBJECT_SCHEMAS
 from bulk.settings import pass_order
 
 
@@ -15,19 +17,16 @@ def describe_checkpoint(path: Path) -> str:
     try:
         counts = checkpoint.state_counts()
         errors = checkpoint.last_errors()
-        export = checkpoint.export_states()
+        export = ExportState.load(checkpoint)
     finally:
         checkpoint.close()
-    if export and not counts:
+    if export is not None and not counts:
         return _describe_export(export)
-    width = max([len("pass"), *(len(name) for name in counts)])
-    lines = ["  ".join(["pass".ljust(width), *(state.rjust(9) for state in STATES)])]
-    for pass_name, states in sorted(counts.items(), key=lambda item: pass_order(item[0])):
-        lines.append(
-            "  ".join(
-                [pass_name.ljust(width), *(str(states.get(state, 0)).rjust(9) for state in STATES)]
-            )
-        )
+    rows = [
+        (pass_name, *(str(states.get(state, 0)) for state in STATES))
+        for pass_name, states in sorted(counts.items(), key=lambda item: pass_order(item[0]))
+    ]
+    lines = [format_table(("pass", *STATES), rows)]
     if not counts:
         lines.append("(no rows yet)")
     if errors:
@@ -38,19 +37,17 @@ def describe_checkpoint(path: Path) -> str:
     return "\n".join(lines)
 
 
-def _describe_export(state: dict[str, Any]) -> str:
-    phase = "finished" if state.get("phase") == "done" else "in progress (or stopped)"
-    lines = [f"export of workspace {state.get('workspace')!r}: {phase}"]
-    for object_name, label in (
-        ("customer", "customers"),
-        ("contact", "contacts"),
-        ("onboarding", "onboardings"),
-    ):
-        written = state.get(f"{object_name}.rows", 0)
-        parts = state.get(f"{object_name}.parts", 0)
-        lines.append(f"  {label:<12} {written:>9} rows written in {parts} parts")
-    if "contact.customers_done" in state:
-        lines.append(f"  contacts walked for {state['contact.customers_done']} customers")
-    for warning in state.get("warnings", []):
+def _describe_export(state: ExportState) -> str:
+    phase = "finished" if state.finished else "in progress (or stopped)"
+    lines = [f"export of workspace {state.workspace!r}: {phase}"]
+    for schema in OBJECT_SCHEMAS:
+        progress = state.of(schema)
+        # the fixed widths are this line's documented layout (tests/test_import_cli.py pins it)
+        lines.append(
+            f"  {schema.collection:<12} {progress.rows:>9} rows written in {progress.parts} parts"
+        )
+    if state.contacts_walked:
+        lines.append(f"  contacts walked for {state.contacts_walked} customers")
+    for warning in state.warnings:
         lines.append(f"  warning: {warning}")
     return "\n".join(lines)

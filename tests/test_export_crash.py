@@ -23,8 +23,9 @@ from helpers import ManualClock, create, kill_when
 
 from bulk.checkpoint import Checkpoint
 from bulk.exporting.exporter import CONTACT_BATCH, run_export
+from bulk.exporting.state import ExportState
 from bulk.sandbox import Sandbox, SandboxConfig, sandbox_in_thread
-from bulk.schema import CUSTOMER_STATUSES, ONBOARDING_STATES
+from bulk.schema import CUSTOMER, CUSTOMER_STATUSES, ONBOARDING, ONBOARDING_STATES
 from bulk.settings import ConnectionSettings, ExportSettings
 
 WORKSPACE = "acme"
@@ -150,14 +151,14 @@ def walking(out_dir: Path) -> str | None:
     """The walk a stopped export was in, from its checkpoint."""
     checkpoint = Checkpoint(out_dir / ".bulk-export.sqlite")
     try:
-        state = checkpoint.export_states()
+        state = ExportState.load(checkpoint) or ExportState()
     finally:
         checkpoint.close()
-    if not (state.get("customer.walk") or {}).get("finished"):
+    if not state.of(CUSTOMER).walk.finished:
         return "customer"
-    if not (state.get("onboarding.walk") or {}).get("finished"):
+    if not state.of(ONBOARDING).walk.finished:
         return "onboarding"
-    if not state.get("contact.finished"):
+    if not state.contacts_finished:
         return "contact"
     return None
 

@@ -26,6 +26,7 @@ from bulk._version import __version__
 from bulk.api.client import PivotalClient
 from bulk.api.connection import open_client
 from bulk.checkpoint import Checkpoint
+from bulk.display import format_table
 from bulk.errors import (
     RESUME_HINT,
     ApiStatusError,
@@ -34,23 +35,35 @@ from bulk.errors import (
     UsageError,
     as_sentence,
 )
-from bulk.exporting.tables import FILE_NAMES, frame, merge_parts, write_part
+from bulk.exporting.state import ExportState
+from bulk.exporting.tables import frame, merge_parts, write_part
 from bulk.exporting.walker import Split, WalkState, WalkWarnings, walk
 from bulk.interrupts import stop_on_interrupt
 from bulk.progress import PassProgress, ProgressFactory
-from bulk.schema import CUSTOMER_STATUSES, ONBOARDING_PHASES, ONBOARDING_STATES, now_timestamp
+from bulk.schema import (
+    CONTACT,
+    CUSTOMER,
+    CUSTOMER_STATUSES,
+    OBJECT_SCHEMAS,
+    ONBOARDING,
+    ONBOARDING_PHASES,
+    ONBOARDING_STATES,
+    SCHEMAS,
+    ObjectSchema,
+    now_timestamp,
+)
 from bulk.settings import ExportSettings
 
 CONTACT_BATCH = 64
 """Customers whose contacts are fetched together (at most `concurrency` requests at a time)."""
 CUSTOMER_SPLITS = (Split("status", CUSTOMER_STATUSES),)
 ONBOARDING_SPLITS = (Split("state", ONBOARDING_STATES), Split("phase", ONBOARDING_PHASES))
-OBJECTS = ("customer", "contact", "onboarding")
 
 
 @dataclass
 class ExportOutcome:
     counts: dict[str, int]
+    """Rows exported per object type (`ObjectSchema.object`)."""
     exit_code: int
     requests: int = 0
     retries: int = 0
@@ -61,12 +74,12 @@ class ExportOutcome:
     workspace: str | None = None
 
     def render(self) -> str:
-        lines = [f"{FILE_NAMES[name]:<12}{count:>10}" for name, count in self.counts.items()]
-        lines.append(
+        rows = [(SCHEMAS[name].collection, str(count)) for name, count in self.counts.items()]
+        totals = (
             f"requests {self.requests}, retries {self.retries}, rate-limited "
             f"{self.rate_limited}, elapsed {self.elapsed_s:.1f} s"
         )
-        return "\n".join(lines)
+        return format_table(rows[0], rows[1:]) + "\n" + totals if rows else totals
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -97,18 +110,19 @@ async def run_export(
 async def _export(
     settings: ExportSettings, checkpoint: Checkpoint, progress: ProgressFactory, started: float
 ) -> ExportOutcome:
-    if checkpoint.load_state("phase") == "done":
+    state = ExportState.load(checkpoint) or ExportState()
+    if state.finished:
         if settings.reuse_finished:
             return _finished_outcome(settings, started)
-        checkpoint.clear_state()
-    _check_format(checkpoint, settings)
+        state = ExportState()
+    _check_format(checkpoint, state, settings)
     stop = asyncio.Event()
     client: PivotalClient | None = None
     outcome: ExportOutcome
     with stop_on_interrupt(stop):
         try:
             async with open_client(settings.connection) as client:
-                run = _ExportRun(settings, checkpoint, client, progress, stop)
+                run = _ExportRun(settings, checkpoint, state, client, progress, stop)
                 await run.all_phases()
                 if stop.is_set():
                     outcome = _partial(checkpoint, 130, f"Interrupted. {RESUME_HINT}")
@@ -125,11 +139,12 @@ async def _export(
     return outcome
 
 
-def _check_format(checkpoint: Checkpoint, settings: ExportSettings) -> None:
-    saved = checkpoint.load_state("format")
-    if saved is None:
-        checkpoint.save_state({"format": settings.file_format})
-    elif saved != settings.file_format:
+def _check_format(checkpoint: Checkpoint, state: ExportState, settings: ExportSettings) -> None:
+    if state.file_format is None:
+        state.file_format = settings.file_format
+        state.save(checkpoint)
+    elif state.file_format != settings.file_format:
+        saved = state.file_format
         raise UsageError(
             f"This export was started as {saved}, not {settings.file_format}.",
             f"Run it again with --format {saved}, or use another output folder.",
@@ -137,54 +152,69 @@ def _check_format(checkpoint: Checkpoint, settings: ExportSettings) -> None:
 
 
 class _ExportRun:
-    """One export's phases: customers, contacts, onboardings, then the merge."""
+    """One export's phases: customers, contacts, onboardings, then the merge.
+
+    `state` is what the checkpoint holds plus the position reached since; every save writes
+    it whole, right after the part file that position follows.
+    """
 
     def __init__(
         self,
         settings: ExportSettings,
         checkpoint: Checkpoint,
+        state: ExportState,
         client: PivotalClient,
         progress: ProgressFactory,
         stop: asyncio.Event,
     ) -> None:
         self.settings = settings
         self.checkpoint = checkpoint
+        self.state = state
         self.client = client
         self.progress = progress
         self.stop = stop
         self.parts_dir = settings.out_dir / ".parts"
         self.parts_dir.mkdir(exist_ok=True)
-        self.warnings = WalkWarnings(list(checkpoint.load_state("warnings") or []))
+        self.warnings = WalkWarnings(list(state.warnings))
 
     async def all_phases(self) -> None:
-        if self.checkpoint.load_state("workspace") is None:
+        if self.state.workspace is None:
             me = await self.client.me()
             organization = me.get("organization") or {}
-            self.checkpoint.save_state(
-                {"workspace": organization.get("slug"), "organization_id": organization.get("id")}
-            )
-        await self._walk_list("customer", "/customers", CUSTOMER_SPLITS)
-        customer_split = Split("customer_id", self._column("customer", "id"))
-        await self._walk_list("onboarding", "/onboardings", (*ONBOARDING_SPLITS, customer_split))
+            self.state.workspace = organization.get("slug")
+            self.state.organization_id = organization.get("id")
+            self.state.save(self.checkpoint)
+        await self._walk_list(CUSTOMER, CUSTOMER_SPLITS)
+        customer_split = Split("customer_id", self._column(CUSTOMER, "id"))
+        await self._walk_list(ONBOARDING, (*ONBOARDING_SPLITS, customer_split))
         await self._late_customers()
         await self._contacts()
         if not self.stop.is_set():
             self._merge()
 
-    async def _walk_list(self, object_name: str, path: str, splits: Sequence[Split]) -> None:
-        state = WalkState.from_json(self.checkpoint.load_state(f"{object_name}.walk"))
-        if state.finished or self.stop.is_set():
+    async def _walk_list(self, schema: ObjectSchema, splits: Sequence[Split]) -> None:
+        progress = self.state.of(schema)
+        position = progress.walk.copy()
+        if position.finished or self.stop.is_set():
             return
         buffer: list[dict[str, Any]] = []
-        label = FILE_NAMES[object_name]
-        with self._bar(object_name) as bar:
+        with self._bar(schema) as bar:
             async for rows in walk(
-                self._fetch(path), state, splits=splits, warnings=self.warnings, label=label
+                self._fetch(f"/{schema.collection}"),
+                position,
+                splits=splits,
+                warnings=self.warnings,
+                label=schema.collection,
             ):
                 buffer += rows
                 bar.advance(len(rows))
-                if len(buffer) >= self.settings.part_rows or state.finished or self.stop.is_set():
-                    self._write_part(object_name, buffer, {f"{object_name}.walk": state.to_json()})
+                if (
+                    len(buffer) >= self.settings.part_rows
+                    or position.finished
+                    or self.stop.is_set()
+                ):
+                    progress.walk = position.copy()
+                    self._write_part(schema, buffer)
                     buffer = []
                 if self.stop.is_set():
                     return
@@ -192,29 +222,29 @@ class _ExportRun:
     async def _late_customers(self) -> None:
         """Customers created after the customer walk whose onboardings the later walk met:
         fetch them, so every exported onboarding has its customer in the export."""
-        if self.checkpoint.load_state("customer.late_done") or self.stop.is_set():
+        if self.state.late_customers_done or self.stop.is_set():
             return
-        exported = set(self._column("customer", "id"))
-        missing = sorted(set(self._column("onboarding", "customer_external_id")) - exported)
+        exported = set(self._column(CUSTOMER, "id"))
+        missing = sorted(set(self._column(ONBOARDING, "customer_external_id")) - exported)
         found = await asyncio.gather(*(self._customer(customer_id) for customer_id in missing))
-        rows = [customer for customer in found if customer is not None]
-        self._write_part("customer", rows, {"customer.late_done": True})
+        self.state.late_customers_done = True
+        self._write_part(CUSTOMER, [customer for customer in found if customer is not None])
 
     async def _customer(self, customer_id: str) -> dict[str, Any] | None:
         try:
-            return (await self.client.request("GET", f"/customers/{customer_id}")).body
+            return (await self.client.request("GET", f"/{CUSTOMER.collection}/{customer_id}")).body
         except ApiStatusError as error:
             if error.status != 404:
                 raise
             return None  # deleted meanwhile: its onboardings are dropped at the merge
 
     async def _contacts(self) -> None:
-        done = int(self.checkpoint.load_state("contact.customers_done") or 0)
-        if self.checkpoint.load_state("contact.finished") or self.stop.is_set():
+        done = self.state.contacts_walked
+        if self.state.contacts_finished or self.stop.is_set():
             return
-        customer_ids = self._column("customer", "id")
+        customer_ids = self._column(CUSTOMER, "id")
         buffer: list[dict[str, Any]] = []
-        with self._bar("contact", total=len(customer_ids), settled=done) as bar:
+        with self._bar(CONTACT, total=len(customer_ids), settled=done) as bar:
             for start in range(done, len(customer_ids), CONTACT_BATCH):
                 batch = customer_ids[start : start + CONTACT_BATCH]
                 for contacts in await asyncio.gather(*(self._contacts_of(c) for c in batch)):
@@ -223,25 +253,23 @@ class _ExportRun:
                 done = start + len(batch)
                 last = done >= len(customer_ids)
                 if len(buffer) >= self.settings.part_rows or last or self.stop.is_set():
-                    self._write_part(
-                        "contact",
-                        buffer,
-                        {"contact.customers_done": done, "contact.finished": last},
-                    )
+                    self.state.contacts_walked, self.state.contacts_finished = done, last
+                    self._write_part(CONTACT, buffer)
                     buffer = []
                 if self.stop.is_set():
                     return
             if not customer_ids:
-                self.checkpoint.save_state({"contact.finished": True})
+                self.state.contacts_finished = True
+                self.state.save(self.checkpoint)
 
     async def _contacts_of(self, customer_id: str) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         try:
             async for page in walk(
-                self._fetch(f"/customers/{customer_id}/contacts"),
+                self._fetch(f"/{CUSTOMER.collection}/{customer_id}/{CONTACT.collection}"),
                 WalkState(),
                 warnings=self.warnings,
-                label=f"contacts of {customer_id}",
+                label=f"{CONTACT.collection} of {customer_id}",
             ):
                 rows += page
         except ApiStatusError as error:
@@ -250,9 +278,9 @@ class _ExportRun:
             return []  # deleted since it was exported: its contacts are hidden too
         return rows
 
-    def _column(self, object_name: str, column: str) -> list[str]:
+    def _column(self, schema: ObjectSchema, column: str) -> list[str]:
         """One column of the parts written so far, in order (ids are small: fine in memory)."""
-        parts = self._parts(object_name)
+        parts = self._parts(schema)
         if not parts:
             return []
         scan = (
@@ -270,70 +298,64 @@ class _ExportRun:
 
         return fetch
 
-    def _write_part(
-        self, object_name: str, rows: list[dict[str, Any]], position: dict[str, Any]
-    ) -> None:
-        """Write the rows as the next part, then save the position that follows it."""
-        number = int(self.checkpoint.load_state(f"{object_name}.parts") or 0)
-        written = int(self.checkpoint.load_state(f"{object_name}.rows") or 0)
+    def _write_part(self, schema: ObjectSchema, rows: list[dict[str, Any]]) -> None:
+        """Write the rows as the next part, then save the state, whose position follows it."""
+        progress = self.state.of(schema)
         if rows:
-            number += 1
-            part = self.parts_dir / f"{FILE_NAMES[object_name]}-{number:06d}.{self._extension}"
+            progress.parts += 1
             write_part(
-                frame(object_name, rows, self.settings.file_format), part, self.settings.file_format
+                frame(schema.object, rows, self.settings.file_format),
+                self._part(schema, progress.parts),
+                self.settings.file_format,
             )
-        self.checkpoint.save_state(
-            {
-                **position,
-                f"{object_name}.parts": number,
-                f"{object_name}.rows": written + len(rows),
-                "warnings": self.warnings.messages,
-            }
-        )
+        progress.rows += len(rows)
+        self.state.warnings = list(self.warnings.messages)
+        self.state.save(self.checkpoint)
 
-    def _parts(self, object_name: str) -> list[Path]:
-        count = int(self.checkpoint.load_state(f"{object_name}.parts") or 0)
-        return [
-            self.parts_dir / f"{FILE_NAMES[object_name]}-{n:06d}.{self._extension}"
-            for n in range(1, count + 1)
-        ]
+    def _part(self, schema: ObjectSchema, number: int) -> Path:
+        return self.parts_dir / f"{schema.collection}-{number:06d}.{self._extension}"
+
+    def _parts(self, schema: ObjectSchema) -> list[Path]:
+        return [self._part(schema, n) for n in range(1, self.state.of(schema).parts + 1)]
 
     def _merge(self) -> None:
         counts = {}
-        customers = self.settings.out_dir / f"customers.{self._extension}"
-        for object_name in OBJECTS:
-            destination = self.settings.out_dir / f"{FILE_NAMES[object_name]}.{self._extension}"
-            counts[object_name] = merge_parts(
-                object_name,
-                self._parts(object_name),
-                destination,
+        customers = self._output(CUSTOMER)
+        for schema in OBJECT_SCHEMAS:
+            counts[schema.collection] = merge_parts(
+                schema.object,
+                self._parts(schema),
+                self._output(schema),
                 self.settings.file_format,
-                parents=None if object_name == "customer" else customers,
+                parents=None if schema is CUSTOMER else customers,
             )
         manifest = {
-            "workspace": self.checkpoint.load_state("workspace"),
-            "organization_id": self.checkpoint.load_state("organization_id"),
+            "workspace": self.state.workspace,
+            "organization_id": self.state.organization_id,
             "exported_at": now_timestamp(),
             "format": self.settings.file_format,
-            "counts": {FILE_NAMES[name]: count for name, count in counts.items()},
-            "files": {
-                FILE_NAMES[name]: f"{FILE_NAMES[name]}.{self._extension}" for name in OBJECTS
-            },
+            "counts": counts,
+            "files": {schema.collection: self._output(schema).name for schema in OBJECT_SCHEMAS},
             "warnings": self.warnings.messages,
             "tool": {"name": "bulk", "version": __version__},
         }
         (self.settings.out_dir / "manifest.json").write_text(
             json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
-        self.checkpoint.save_state({"phase": "done"})
+        self.state.finished = True
+        self.state.save(self.checkpoint)
         shutil.rmtree(self.parts_dir, ignore_errors=True)
 
-    def _bar(self, object_name: str, total: int | None = None, settled: int = 0) -> PassProgress:
+    def _output(self, schema: ObjectSchema) -> Path:
+        return self.settings.out_dir / f"{schema.collection}.{self._extension}"
+
+    def _bar(
+        self, schema: ObjectSchema, total: int | None = None, settled: int = 0
+    ) -> PassProgress:
         """Rows so far for a list walk; customers walked (of all) for contacts."""
         if total is None:
-            settled = int(self.checkpoint.load_state(f"{object_name}.rows") or 0)
-            return self.progress.for_pass(FILE_NAMES[object_name], None, settled)
-        return self.progress.for_pass("contacts", total, settled, unit="customer")
+            return self.progress.for_pass(schema.collection, None, self.state.of(schema).rows)
+        return self.progress.for_pass(schema.collection, total, settled, unit=CUSTOMER.object)
 
     @property
     def _extension(self) -> str:
@@ -347,7 +369,9 @@ def read_manifest(out_dir: Path) -> dict[str, Any]:
 
 def _finished_outcome(settings: ExportSettings, started: float) -> ExportOutcome:
     manifest = read_manifest(settings.out_dir)
-    counts = {name: int(manifest["counts"][FILE_NAMES[name]]) for name in OBJECTS}
+    counts = {
+        schema.object: int(manifest["counts"][schema.collection]) for schema in OBJECT_SCHEMAS
+    }
     warnings = list(manifest.get("warnings", []))
     return ExportOutcome(
         counts,
@@ -359,12 +383,12 @@ def _finished_outcome(settings: ExportSettings, started: float) -> ExportOutcome
 
 
 def _partial(checkpoint: Checkpoint, exit_code: int, error: str) -> ExportOutcome:
-    counts = {name: int(checkpoint.load_state(f"{name}.rows") or 0) for name in OBJECTS}
-    warnings = list(checkpoint.load_state("warnings") or [])
+    """What the checkpoint says was exported before the run stopped."""
+    state = ExportState.load(checkpoint) or ExportState()
     return ExportOutcome(
-        counts,
+        {schema.object: state.of(schema).rows for schema in OBJECT_SCHEMAS},
         exit_code,
-        warnings=warnings,
+        warnings=list(state.warnings),
         error=error,
-        workspace=checkpoint.load_state("workspace"),
+        workspace=state.workspace,
     )

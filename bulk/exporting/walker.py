@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from bulk.schema import format_timestamp, parse_timestamp
 
@@ -41,6 +41,9 @@ class WalkState:
             "seen_at_cursor": self.seen_at_cursor,
             "finished": self.finished,
         }
+
+    def copy(self) -> WalkState:
+        return WalkState(self.cursor, list(self.seen_at_cursor), self.finished)
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any] | None) -> WalkState:
@@ -96,9 +99,8 @@ async def walk(
         if all(row.get("created_at") == boundary for row in everything):
             # asking at boundary + 1 ms would return this same page: split the group instead
             seen = {str(row.get("id")) for row in everything} | set(state.seen_at_cursor)
-            rows += await _split_tie_group(
-                fetch, boundary, {}, splits, seen, everything, warnings, label, page_size
-            )
+            group = _TieGroup(fetch, boundary, seen, warnings, label, page_size)
+            rows += await group.unseen({}, splits, everything)
             state.cursor, state.seen_at_cursor = boundary, []  # strictly older from here
         else:
             state.cursor = one_ms_later(boundary)
@@ -108,48 +110,58 @@ async def walk(
         yield rows
 
 
-async def _split_tie_group(
-    fetch: FetchPage,
-    boundary: str,
-    filters: Mapping[str, str],
-    splits: Sequence[Split],
-    seen: set[str],
-    sample: Sequence[Mapping[str, Any]],
-    warnings: WalkWarnings,
-    label: str,
-    page_size: int,
-) -> list[dict[str, Any]]:
-    """Rows of a tie group of a page or more that `seen` lacks, read filter value by filter
-    value; a group a filter value still fills a page with is split by the next filter."""
-    if not splits:
+class _Narrowed(NamedTuple):
+    rows: list[dict[str, Any]]
+    """The rows at exactly the boundary that match the filters."""
+    complete: bool
+    """Whether that is all of them: the page reached an older row or is the list's last."""
+
+
+@dataclass(frozen=True)
+class _TieGroup:
+    """A group of rows sharing `boundary` that fills a page: what reading it needs."""
+
+    fetch: FetchPage
+    boundary: str
+    seen: set[str]
+    """Ids already read; grows as the group is read."""
+    warnings: WalkWarnings
+    label: str
+    page_size: int
+
+    async def unseen(
+        self,
+        filters: Mapping[str, str],
+        splits: Sequence[Split],
+        sample: Sequence[Mapping[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """Rows of the group matching `filters` that `seen` lacks, read filter value by filter
+        value; a group a filter value still fills a page with is split by the next filter."""
+        if not splits:
+            self._warn(filters, len(sample))
+            return []
+        found: list[dict[str, Any]] = []
+        for value in _values(splits[0], sample):
+            narrowed = {**filters, splits[0].parameter: value}
+            group = await self._read(narrowed)
+            found += [row for row in group.rows if str(row.get("id")) not in self.seen]
+            self.seen.update(str(row.get("id")) for row in group.rows)
+            if not group.complete:
+                found += await self.unseen(narrowed, splits[1:], group.rows)
+        return found
+
+    async def _read(self, filters: Mapping[str, str]) -> _Narrowed:
+        page = await self.fetch({**filters, **_query(one_ms_later(self.boundary), self.page_size)})
+        data = list(page.get("data", []))
+        group = [row for row in data if row.get("created_at") == self.boundary]
+        return _Narrowed(group, not page.get("has_more") or len(group) < len(data))
+
+    def _warn(self, filters: Mapping[str, str], read: int) -> None:
         where = " with " + ", ".join(f"{k}={v}" for k, v in filters.items()) if filters else ""
-        warnings.messages.append(
-            f"{len(sample)} or more {label}{where} share created_at {boundary}; the API cannot "
-            f"page through them: {len(sample)} were read, any more are missing"
+        self.warnings.messages.append(
+            f"{read} or more {self.label}{where} share created_at {self.boundary}; the API "
+            f"cannot page through them: {read} were read, any more are missing"
         )
-        return []
-    found: list[dict[str, Any]] = []
-    for value in _values(splits[0], sample):
-        narrowed = {**filters, splits[0].parameter: value}
-        group, complete = await _tie_group_with(fetch, boundary, narrowed, page_size)
-        found += [row for row in group if str(row.get("id")) not in seen]
-        seen.update(str(row.get("id")) for row in group)
-        if not complete:
-            found += await _split_tie_group(
-                fetch, boundary, narrowed, splits[1:], seen, group, warnings, label, page_size
-            )
-    return found
-
-
-async def _tie_group_with(
-    fetch: FetchPage, boundary: str, filters: Mapping[str, str], page_size: int
-) -> tuple[list[dict[str, Any]], bool]:
-    """The rows at exactly `boundary` that match `filters`, and whether that is all of them:
-    it is when the page reaches an older row or is the list's last."""
-    page = await fetch({**filters, **_query(one_ms_later(boundary), page_size)})
-    data = list(page.get("data", []))
-    group = [row for row in data if row.get("created_at") == boundary]
-    return group, not page.get("has_more") or len(group) < len(data)
 
 
 def _values(split: Split, rows: Sequence[Mapping[str, Any]]) -> list[str]:

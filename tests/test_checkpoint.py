@@ -1,0 +1,197 @@
+"""The checkpoint's migrations: named functions applied in order, all in one transaction, never
+twice; a checkpoint written by an older list of them (an older bulk) is upgraded on open, its
+rows and a half-done export's progress carried over."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bulk.checkpoint import MIGRATIONS, Checkpoint, Migration, migrate
+from bulk.exporting.state import ExportState, ObjectProgress
+from bulk.exporting.walker import WalkState
+from bulk.schema import CONTACT, CUSTOMER, ONBOARDING
+
+NAMES = ["001_rows", "002_export_state", "003_export_document"]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    connection = sqlite3.connect(tmp_path / "checkpoint.sqlite", isolation_level=None)
+    yield connection
+    connection.close()
+
+
+def applied(db: sqlite3.Connection) -> list[str]:
+    return [row[0] for row in db.execute("SELECT name FROM migrations ORDER BY rowid")]
+
+
+def tables(db: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def test_the_migrations_keep_the_names_older_checkpoints_recorded() -> None:
+    assert [step.name for step in MIGRATIONS] == NAMES
+
+
+def test_a_new_checkpoint_gets_every_migration_in_order_and_reopening_applies_none(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "new.sqlite"
+    Checkpoint(path).close()
+    db = sqlite3.connect(path, isolation_level=None)
+    first = db.execute("SELECT name, applied_at FROM migrations ORDER BY rowid").fetchall()
+
+    Checkpoint(path).close()
+    assert migrate(db) == []
+
+    assert [name for name, _ in first] == NAMES
+    assert db.execute("SELECT name, applied_at FROM migrations ORDER BY rowid").fetchall() == first
+    assert {"rows", "invalid_rows", "runs", "export"} <= tables(db)
+    assert "export_state" not in tables(db)
+    db.close()
+
+
+def test_an_older_import_checkpoint_is_upgraded_in_order_and_keeps_its_rows(
+    db: sqlite3.Connection, tmp_path: Path
+) -> None:
+    assert migrate(db, MIGRATIONS[:2]) == NAMES[:2]
+    db.execute("INSERT INTO runs (started_at) VALUES ('2026-01-01T00:00:00.000Z')")
+
+    checkpoint = Checkpoint(tmp_path / "checkpoint.sqlite")
+    run = checkpoint.begin_run()
+    document = checkpoint.export_document()
+    checkpoint.close()
+
+    assert applied(db) == NAMES
+    assert (run.id, run.resumed) == (1, True)
+    assert document is None
+    assert migrate(db) == []
+
+
+def test_a_half_done_export_of_an_older_bulk_resumes_from_its_named_values(
+    db: sqlite3.Connection, tmp_path: Path
+) -> None:
+    migrate(db, MIGRATIONS[:2])
+    cursor = "2026-01-01T00:00:00.001Z"
+    walked = {"cursor": cursor, "seen_at_cursor": ["a", "b"], "finished": True}
+    older = {
+        "format": "csv",
+        "workspace": "acme",
+        "organization_id": "org_1",
+        "customer.walk": walked,
+        "customer.parts": 3,
+        "customer.rows": 250,
+        "customer.late_done": True,
+        "onboarding.walk": {"cursor": None, "seen_at_cursor": [], "finished": True},
+        "onboarding.parts": 1,
+        "onboarding.rows": 40,
+        "contact.parts": 2,
+        "contact.rows": 90,
+        "contact.customers_done": 128,
+        "warnings": ["100 or more customers share created_at ..."],
+    }
+    db.executemany(
+        "INSERT INTO export_state VALUES (?, ?)",
+        [(name, json.dumps(value)) for name, value in older.items()],
+    )
+
+    checkpoint = Checkpoint(tmp_path / "checkpoint.sqlite")
+    state = ExportState.load(checkpoint)
+    checkpoint.close()
+
+    assert state == ExportState(
+        file_format="csv",
+        workspace="acme",
+        organization_id="org_1",
+        objects={
+            CUSTOMER.object: ObjectProgress(250, 3, WalkState(cursor, ["a", "b"], True)),
+            CONTACT.object: ObjectProgress(90, 2, WalkState()),
+            ONBOARDING.object: ObjectProgress(40, 1, WalkState(None, [], True)),
+        },
+        late_customers_done=True,
+        contacts_walked=128,
+        contacts_finished=False,
+        warnings=["100 or more customers share created_at ..."],
+        finished=False,
+    )
+    assert "export_state" not in tables(db)
+
+
+def test_a_finished_export_of_an_older_bulk_stays_finished(
+    db: sqlite3.Connection, tmp_path: Path
+) -> None:
+    migrate(db, MIGRATIONS[:2])
+    db.execute("INSERT INTO export_state VALUES ('phase', '\"done\"')")
+
+    checkpoint = Checkpoint(tmp_path / "checkpoint.sqlite")
+    state = ExportState.load(checkpoint)
+    checkpoint.close()
+
+    assert state is not None and state.finished
+
+
+def test_a_failing_migration_leaves_nothing_of_the_ones_applied_with_it(
+    db: sqlite3.Connection,
+) -> None:
+    def add_notes(connection: sqlite3.Connection) -> None:
+        connection.execute("CREATE TABLE notes (text TEXT)")
+        connection.execute("INSERT INTO notes VALUES ('half')")
+
+    def rewrite_then_fail(connection: sqlite3.Connection) -> None:
+        connection.execute("UPDATE runs SET fingerprint = 'rewritten'")
+        connection.execute("CREATE TABLE broken (x)")
+        raise sqlite3.OperationalError("this migration is broken")
+
+    migrate(db, MIGRATIONS)
+    db.execute("INSERT INTO runs (started_at, fingerprint) VALUES ('t', 'kept')")
+    before = tables(db)
+    notes, bad = Migration("004_notes", add_notes), Migration("005_bad", rewrite_then_fail)
+    later = [*MIGRATIONS, notes, bad]
+
+    with pytest.raises(sqlite3.OperationalError, match="this migration is broken"):
+        migrate(db, later)
+
+    assert applied(db) == NAMES
+    assert tables(db) == before
+    assert db.execute("SELECT fingerprint FROM runs").fetchall() == [("kept",)]
+    assert not db.in_transaction
+    # fixed, the same list applies in order, once
+    later[-1] = Migration("005_bad", lambda connection: None)
+    assert migrate(db, later) == ["004_notes", "005_bad"]
+    assert migrate(db, later) == []
+    assert applied(db) == [*NAMES, "004_notes", "005_bad"]
+    assert db.execute("SELECT text FROM notes").fetchall() == [("half",)]
+
+
+def test_a_failing_first_migration_leaves_an_empty_file(db: sqlite3.Connection) -> None:
+    def fail(connection: sqlite3.Connection) -> None:
+        raise ValueError("no")
+
+    with pytest.raises(ValueError, match="no"):
+        migrate(db, [MIGRATIONS[0], Migration("002_fails", fail)])
+
+    assert tables(db) == set()
+
+
+def test_the_export_state_is_saved_and_loaded_whole(tmp_path: Path) -> None:
+    state = ExportState(file_format="parquet", workspace="acme", warnings=["w"])
+    state.of(CUSTOMER).rows, state.of(CUSTOMER).parts = 120, 2
+    state.of(ONBOARDING).walk = WalkState("2026-01-01T00:00:00.000Z", ["x"], False)
+    state.contacts_walked = 64
+
+    checkpoint = Checkpoint(tmp_path / "export.sqlite")
+    assert ExportState.load(checkpoint) is None
+    state.save(checkpoint)
+    state.save(checkpoint)
+    checkpoint.close()
+    checkpoint = Checkpoint(tmp_path / "export.sqlite")
+    loaded = ExportState.load(checkpoint)
+    checkpoint.close()
+
+    assert loaded == state
+    assert loaded is not state
