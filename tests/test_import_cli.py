@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner, Result
-from helpers import SAMPLES
+from helpers import KEY, SAMPLES, WORKSPACE, assert_workspace_matches_samples
 
 from bulk.cli import main
 from bulk.sandbox import Sandbox
@@ -83,6 +83,11 @@ def test_bad_files_get_one_line_and_exit_2(make_file, message: str, tmp_path: Pa
     assert result.stderr.count("\n") == 1
     assert "Traceback" not in result.output
     assert result.stdout == ""
+
+
+def against(sandbox: Sandbox) -> tuple[str, ...]:
+    """The options that point a command at `sandbox`'s workspace `WORKSPACE`."""
+    return ("--base-url", sandbox.base_url, "--api-key", KEY)
 
 
 def errors_file_rows(path: Path = Path("bulk-import.errors.csv")) -> list[dict[str, str | None]]:
@@ -211,14 +216,14 @@ def test_no_key_and_no_sandbox_is_a_usage_error(tmp_path: Path) -> None:
     )
 
 
-def test_map_reads_a_field_from_another_column(tmp_path: Path) -> None:
+def test_map_reads_a_field_from_another_column(threaded_sandbox: Sandbox, tmp_path: Path) -> None:
     write(tmp_path / "customers.csv", "Ref,Company\n007,Bond Ltd\n")
 
     result = bulk(
         "import",
         "--customers",
         str(tmp_path / "customers.csv"),
-        "--sandbox",
+        *against(threaded_sandbox),
         "--map",
         "external_id=Ref",
         "--map",
@@ -229,16 +234,18 @@ def test_map_reads_a_field_from_another_column(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = pl.read_csv("bulk-import.results.csv", infer_schema=False).to_dicts()
     assert [(line["external_id"], line["action"]) for line in lines] == [("007", "created")]
+    [customer] = threaded_sandbox.objects(WORKSPACE, "customer")
+    assert (customer["name"], customer["metadata"]) == ("Bond Ltd", {"external_id": "007"})
 
 
-def test_latin_1_source_imports_with_encoding(tmp_path: Path) -> None:
+def test_latin_1_source_imports_with_encoding(threaded_sandbox: Sandbox, tmp_path: Path) -> None:
     write(tmp_path / "customers.csv", "external_id,name\n1,Café Crème\n".encode("latin-1"))
 
     result = bulk(
         "import",
         "--customers",
         str(tmp_path / "customers.csv"),
-        "--sandbox",
+        *against(threaded_sandbox),
         "--encoding",
         "latin-1",
         "--quiet",
@@ -246,16 +253,20 @@ def test_latin_1_source_imports_with_encoding(tmp_path: Path) -> None:
 
     assert result.exit_code == 0, result.output
     assert "created" in pl.read_csv("bulk-import.results.csv", infer_schema=False)["action"]
+    [customer] = threaded_sandbox.objects(WORKSPACE, "customer")
+    assert (customer["name"], customer["slug"]) == ("Café Crème", "cafe-creme")
 
 
-def test_parquet_samples_import_like_the_csv_ones(tmp_path: Path) -> None:
+def test_parquet_samples_import_like_the_csv_ones(
+    threaded_sandbox: Sandbox, tmp_path: Path
+) -> None:
     folder = tmp_path / "parquet"
     shutil.copytree(SAMPLES / "parquet", folder)
 
-    result = bulk("import", str(folder), "--sandbox", "--quiet")
+    result = bulk("import", str(folder), *against(threaded_sandbox), "--quiet")
 
     assert result.exit_code == 0, result.output
-    assert "customers       50       50" in result.stdout
+    assert_workspace_matches_samples(threaded_sandbox, SAMPLES)  # the CSVs hold the same rows
 
 
 def test_status_describes_an_export_checkpoint(tmp_path: Path) -> None:

@@ -27,12 +27,21 @@ from bulk.errors import (
     ServerError,
     as_sentence,
 )
-from bulk.importing.planning import PlanOutcome, fingerprint, open_sources, plan_import
+from bulk.importing.conflicts import ConflictResolver, display_id_of
+from bulk.importing.planning import (
+    OpenSource,
+    PlanOptions,
+    PlanOutcome,
+    fingerprint,
+    open_sources,
+    plan_import,
+)
 from bulk.importing.reports import ImportSummary, PlanSummary, write_errors_file, write_results_file
 from bulk.importing.rows import payload_hash
 from bulk.importing.sources import discover_sources
 from bulk.interrupts import stop_on_interrupt
 from bulk.progress import PassProgress, ProgressFactory
+from bulk.schema import CONTACT, CUSTOMER, ONBOARDING
 from bulk.settings import ImportSettings
 
 
@@ -79,15 +88,16 @@ async def run_import(
 ) -> ImportOutcome:
     """Plan, then send, then report; the checkpoint makes every step resumable."""
     started = time.monotonic()
-    sources = open_sources(discover_sources(settings.folders, dict(settings.files)), settings)
+    options = plan_options(settings)
+    sources = open_sources(discover_sources(settings.folders, dict(settings.files)), options)
     settings = replace(settings, passes=tuple(opened.file.pass_name for opened in sources))
     dry_run_in_memory = settings.dry_run and not settings.checkpoint.exists()
     checkpoint = Checkpoint(":memory:" if dry_run_in_memory else settings.checkpoint)
     try:
         if settings.dry_run:
-            return _dry_run(checkpoint, sources, settings, started)
+            return _dry_run(checkpoint, sources, settings, options, started)
         run = checkpoint.begin_run()
-        plan = _plan_if_needed(checkpoint, run, sources, settings)
+        plan = _plan_if_needed(checkpoint, run, sources, options)
         session = _ImportSession(checkpoint, run, settings, plan, started)
         if settings.strict and plan.invalid:
             return session.finish(2, f"{plan.invalid} invalid rows and --strict: nothing was sent.")
@@ -96,25 +106,34 @@ async def run_import(
         checkpoint.close()
 
 
+def plan_options(settings: ImportSettings) -> PlanOptions:
+    """The few settings that shape the plan."""
+    return PlanOptions(settings.mapping, settings.encoding, settings.force, settings.passes)
+
+
 def _plan_if_needed(
-    checkpoint: Checkpoint, run: Run, sources: list[Any], settings: ImportSettings
+    checkpoint: Checkpoint, run: Run, sources: list[OpenSource], options: PlanOptions
 ) -> PlanOutcome:
     """Resuming with unchanged sources skips re-reading them: the plan is already stored."""
-    current = fingerprint(sources, settings)
+    current = fingerprint(sources, options)
     if run.resumed and run.planned and run.fingerprint == current:
         return PlanOutcome(invalid_by_pass={"all": checkpoint.invalid_count(run)})
-    plan = plan_import(checkpoint, run, sources, settings)
+    plan = plan_import(checkpoint, run, sources, options)
     checkpoint.mark_planned(run, current)
     return plan
 
 
 def _dry_run(
-    checkpoint: Checkpoint, sources: list[Any], settings: ImportSettings, started: float
+    checkpoint: Checkpoint,
+    sources: list[OpenSource],
+    settings: ImportSettings,
+    options: PlanOptions,
+    started: float,
 ) -> ImportOutcome:
     """Plan without keeping the plan: count what would be sent, report the invalid rows."""
     with checkpoint.rolled_back():
         run = checkpoint.begin_run()
-        plan = plan_import(checkpoint, run, sources, settings, record=False)
+        plan = plan_import(checkpoint, run, sources, options, record=False)
         session = _ImportSession(checkpoint, run, settings, plan, started)
         outcome = session.outcome(1 if plan.invalid else 0)
         outcome.errors_file = write_errors_file(checkpoint, run, settings.errors_file)
@@ -160,7 +179,14 @@ class _ImportSession:
         total, settled = self.checkpoint.pass_progress(self.run, pass_name)
         with progress.for_pass(pass_name, total, settled) as bar:
             runner = PassRunner(
-                self.client, self.checkpoint, self.run, pass_name, self.settings, bar, stop
+                self.client,
+                self.checkpoint,
+                self.run,
+                pass_name,
+                bar,
+                stop,
+                concurrency=self.settings.connection.concurrency,
+                force=self.settings.force,
             )
             await runner.run()
 
@@ -198,15 +224,19 @@ class PassRunner:
         checkpoint: Checkpoint,
         run: Run,
         pass_name: str,
-        settings: ImportSettings,
         bar: PassProgress,
         stop: asyncio.Event,
+        *,
+        concurrency: int,
+        force: bool,
     ) -> None:
         self.client = client
         self.checkpoint = checkpoint
         self.run_ = run
         self.pass_name = pass_name
-        self.settings = settings
+        self.concurrency = concurrency
+        self.force = force
+        """PATCH whole payloads, not only the changed fields."""
         self.bar = bar
         self.stop = stop
         self.conflicts = ConflictResolver(client, checkpoint)
@@ -214,10 +244,7 @@ class PassRunner:
     async def run(self) -> None:
         """Workers share one iterator over the checkpoint's pending rows (source order)."""
         rows = self.checkpoint.rows_to_send(self.pass_name, self.run_)
-        workers = [
-            asyncio.create_task(self._worker(rows))
-            for _ in range(self.settings.connection.concurrency)
-        ]
+        workers = [asyncio.create_task(self._worker(rows)) for _ in range(self.concurrency)]
         try:
             await asyncio.gather(*workers)
         except BaseException:
@@ -255,23 +282,23 @@ class PassRunner:
 
     async def _create(self, row: RowState) -> None:
         body = dict(row.payload)
-        if self.pass_name == "customers":
-            path = "/customers"
+        if self.pass_name == CUSTOMER.collection:
+            path = f"/{CUSTOMER.collection}"
         else:
             parent_id = self._parent_id(row)
             if parent_id is None:
                 return
-            if self.pass_name == "contacts":
-                path = f"/customers/{parent_id}/contacts"
+            if self.pass_name == CONTACT.collection:
+                path = f"/{CUSTOMER.collection}/{parent_id}/{CONTACT.collection}"
             else:
-                path = "/onboardings"
+                path = f"/{ONBOARDING.collection}"
                 body["customer_id"] = parent_id
         await self._send(row, "POST", path, body, row.payload, "created")
 
     async def _update(self, row: RowState) -> None:
         assert row.pivotal_id is not None
         synced = row.synced_payload or {}
-        body = dict(row.payload) if self.settings.force else changed_fields(synced, row.payload)
+        body = dict(row.payload) if self.force else changed_fields(synced, row.payload)
         if not body:
             self.checkpoint.mark_done(
                 row,
@@ -291,10 +318,12 @@ class PassRunner:
         if row.customer_ref is not None:
             return row.customer_ref
         assert row.customer_key is not None
-        state, pivotal_id, error = self.checkpoint.parent(row.customer_key)
-        if state == "done" and pivotal_id is not None:
-            return pivotal_id
-        reason = f"customer '{row.customer_key}' is {state}" + (f": {error}" if error else "")
+        parent = self.checkpoint.parent(row.customer_key)
+        if parent.state == "done" and parent.pivotal_id is not None:
+            return parent.pivotal_id
+        reason = f"customer '{row.customer_key}' is {parent.state}"
+        if parent.error_message:
+            reason += f": {parent.error_message}"
         self.checkpoint.mark_failed(row, "skipped", "customer_not_imported", reason, 0)
         return None
 
@@ -315,30 +344,17 @@ class PassRunner:
             raise  # the run stops; the request stays recorded and is re-sent next time
         except ServerError as error:
             self.checkpoint.mark_failed(
-                row, "failed", error.code, _no_answer(error), _attempts(error), outcome_known=False
+                row, "failed", error.code, _no_answer(error), error.attempts, outcome_known=False
             )
         except ApiStatusError as error:
-            adopted = None
-            if method == "POST":  # only a create can collide with a record we already made
-                adopted = await self.conflicts.resolve(row, error, path, target)
-            if adopted is None:
-                self.checkpoint.mark_failed(
-                    row, "failed", error.code, error.api_message, _attempts(error)
-                )
-            else:
-                self.checkpoint.mark_done(
-                    row,
-                    "adopted",
-                    adopted.id,
-                    adopted.display_id,
-                    _attempts(error),
-                    adopted.synced,
-                    payload_hash(adopted.synced),
-                )
-                fresh = self.checkpoint.reload(row)
-                if fresh.synced_payload != fresh.payload:
-                    await self._update(fresh)
-                    self.checkpoint.set_action(row, "adopted")
+            # only a create can collide with a record we already made
+            if method == "POST" and await self.conflicts.adopt(
+                row, error, path, target, self._update
+            ):
+                return
+            self.checkpoint.mark_failed(
+                row, "failed", error.code, error.api_message, error.attempts
+            )
         else:
             pivotal_id = response.body.get("id")
             if not isinstance(pivotal_id, str | int) or isinstance(pivotal_id, bool):
@@ -351,94 +367,12 @@ class PassRunner:
                 row,
                 action,
                 str(pivotal_id),
-                _display_id(response.body),
+                display_id_of(response.body),
                 response.attempts,
                 target,
                 payload_hash(target),
             )
 
 
-@dataclass(frozen=True)
-class Adoption:
-    id: str
-    display_id: int | None
-    synced: dict[str, Any]
-    """What Pivotal holds of the row's fields."""
-
-
-class ConflictResolver:
-    """`slug_taken` and `email_taken`: adopt our own record, report someone else's."""
-
-    def __init__(self, client: PivotalClient, checkpoint: Checkpoint) -> None:
-        self.client = client
-        self.checkpoint = checkpoint
-        self._customers_by_slug: dict[str, dict[str, Any]] | None = None
-
-    async def resolve(
-        self, row: RowState, error: ApiStatusError, path: str, target: dict[str, Any]
-    ) -> Adoption | None:
-        """The record to adopt for a refused POST to `path`, or None (`error` then says why)."""
-        if error.code == "slug_taken" and row.pass_name == "customers":
-            return await self._adopt_customer(row, error, target)
-        if error.code == "email_taken" and row.pass_name == "contacts":
-            return await self._adopt_contact(row, error, path, target)
-        return None
-
-    async def _adopt_customer(
-        self, row: RowState, error: ApiStatusError, target: dict[str, Any]
-    ) -> Adoption | None:
-        slug = str(target.get("slug", ""))
-        holder = await self._customer_with_slug(slug)
-        if holder is None:
-            return None
-        owner = (holder.get("metadata") or {}).get("external_id")
-        if owner != row.key:
-            error.api_message = (
-                f"slug '{slug}' belongs to customer {holder.get('id')} "
-                f"(external_id {owner!r}), not to external_id '{row.key}'"
-            )
-            return None
-        return _adoption(holder, target)
-
-    async def _customer_with_slug(self, slug: str) -> dict[str, Any] | None:
-        """Walk the customer list once per run (there is no slug lookup), then use the index."""
-        if self._customers_by_slug is None or slug not in self._customers_by_slug:
-            self._customers_by_slug = {
-                str(customer.get("slug")): customer
-                async for customer in self.client.iterate("/customers")
-            }
-        return self._customers_by_slug.get(slug)
-
-    async def _adopt_contact(
-        self, row: RowState, error: ApiStatusError, path: str, target: dict[str, Any]
-    ) -> Adoption | None:
-        email = str(target.get("email", "")).lower()
-        async for contact in self.client.iterate(path):
-            if str(contact.get("email", "")).lower() != email:
-                continue
-            owner = self.checkpoint.key_of_pivotal_id("contacts", str(contact.get("id")))
-            if owner is not None and owner != row.key:
-                error.api_message = (
-                    f"email '{email}' belongs to contact {contact.get('id')} of row '{owner}'"
-                )
-                return None
-            return _adoption(contact, target)
-        return None
-
-
-def _adoption(record: dict[str, Any], target: dict[str, Any]) -> Adoption:
-    synced = {name: record[name] for name in target if name in record}
-    return Adoption(str(record["id"]), _display_id(record), synced)
-
-
-def _display_id(body: dict[str, Any]) -> int | None:
-    value = body.get("display_id")
-    return value if isinstance(value, int) else None
-
-
-def _attempts(error: BaseException) -> int:
-    return int(getattr(error, "attempts", 1))
-
-
-def _no_answer(error: BaseException) -> str:
-    return f"{error} (no usable answer after {_attempts(error)} attempts; run again to retry)"
+def _no_answer(error: ServerError) -> str:
+    return f"{error} (no usable answer after {error.attempts} attempts; run again to retry)"

@@ -1,7 +1,11 @@
 """Validate-first: read every source row, check it, and record the plan in the checkpoint.
 
-Nothing is sent here. Each valid row lands in the checkpoint as `pending` (to create or to
-update), `done` (unchanged since it was last synced) or `skipped` (its customer is invalid);
+One pipeline, once per row and in this order: the source yields a record of cells
+(`sources`); the record becomes a planned row or a problem (`rows`, which parses each cell
+with `cells`); the planned row is checked against the rest of the source (duplicate keys) and
+compared with what the checkpoint holds (unchanged? its customer known?); and the outcome is
+stored. Nothing is sent here. Each valid row lands in the checkpoint as `pending` (to create or
+to update), `done` (unchanged since it was last synced) or `skipped` (its customer is invalid);
 each invalid row lands in `invalid_rows` with its line, column and reason. Files stream in
 batches, so memory stays flat however large the source.
 """
@@ -11,17 +15,30 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from bulk.checkpoint import Checkpoint, InvalidRow, KnownRow, Run, now_text
 from bulk.importing.rows import PlannedRow, RowPlanner, RowProblem
-from bulk.importing.sources import Source, SourceFile, open_source
-from bulk.schema import canonical_json, text_digest
-from bulk.settings import PASSES, ImportSettings
+from bulk.importing.sources import Source, SourceFile, SourceRecord, open_source
+from bulk.schema import CUSTOMER, ONBOARDING, canonical_json, text_digest
+from bulk.settings import PASSES, pass_order
 
 BATCH_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """The import options that shape the plan, and nothing else."""
+
+    mapping: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Field name → column name (`--map FIELD=COLUMN`)."""
+    encoding: str | None = None
+    force: bool = False
+    """Plan done, unchanged rows to be sent again."""
+    passes: tuple[str, ...] = PASSES
 
 
 @dataclass
@@ -43,21 +60,21 @@ class PlanOutcome:
         return sum(self.invalid_by_pass.values())
 
 
-def open_sources(files: Sequence[SourceFile], settings: ImportSettings) -> list[OpenSource]:
+def open_sources(files: Sequence[SourceFile], options: PlanOptions) -> list[OpenSource]:
     """Open every source and check its header before any row is read (file errors first)."""
     opened = []
-    for file in sorted(files, key=lambda f: PASSES.index(f.pass_name)):
-        if file.pass_name not in settings.passes:
+    for file in sorted(files, key=lambda f: pass_order(f.pass_name)):
+        if file.pass_name not in options.passes:
             continue
-        source = open_source(file, encoding=settings.encoding)
-        planner = RowPlanner(file.pass_name, source.columns, settings.mapping, path=file.path)
+        source = open_source(file, encoding=options.encoding)
+        planner = RowPlanner(file.pass_name, source.columns, options.mapping, path=file.path)
         opened.append(OpenSource(file, source, planner))
     return opened
 
 
-def fingerprint(sources: Sequence[OpenSource], settings: ImportSettings) -> str:
+def fingerprint(sources: Sequence[OpenSource], options: PlanOptions) -> str:
     """Changes whenever a source file or an option that shapes the plan changes."""
-    parts: list[Any] = [sorted(settings.mapping.items()), settings.encoding, settings.force]
+    parts: list[Any] = [sorted(options.mapping.items()), options.encoding, options.force]
     for opened in sources:
         stat = opened.file.path.stat()
         parts.append(
@@ -70,7 +87,7 @@ def plan_import(
     checkpoint: Checkpoint,
     run: Run,
     sources: Sequence[OpenSource],
-    settings: ImportSettings,
+    options: PlanOptions,
     *,
     record: bool = True,
 ) -> PlanOutcome:
@@ -81,20 +98,26 @@ def plan_import(
     """
     outcome = PlanOutcome()
     checkpoint.forget_invalid(run)
-    customer_lines: dict[str, int] = {}
-    invalid_customers: dict[str, int] = {}
+    customers = _SourceCustomers()
     for opened in sources:
-        if opened.planner.unknown_columns:
-            outcome.warnings.append(
-                f"{opened.file.path.name}: ignoring unknown columns "
-                + ", ".join(repr(c) for c in opened.planner.unknown_columns)
-            )
-        planner = _PassPlanner(checkpoint, run, opened, settings, customer_lines, invalid_customers)
+        if opened.planner.warning is not None:
+            outcome.warnings.append(opened.planner.warning)
+        planner = _PassPlanner(checkpoint, run, opened, options.force, customers)
         kinds = outcome.kinds.setdefault(opened.file.pass_name, Counter())
         outcome.invalid_by_pass[opened.file.pass_name] = planner.plan_all(
             kinds if not record else None
         )
     return outcome
+
+
+@dataclass
+class _SourceCustomers:
+    """The customers pass as the children's passes see it (customers are planned first)."""
+
+    valid: dict[str, int] = field(default_factory=dict)
+    """Valid customer keys of this source and their lines."""
+    invalid: dict[str, int] = field(default_factory=dict)
+    """Invalid customer keys of this source and their first lines."""
 
 
 class _PassPlanner:
@@ -105,18 +128,15 @@ class _PassPlanner:
         checkpoint: Checkpoint,
         run: Run,
         opened: OpenSource,
-        settings: ImportSettings,
-        customer_lines: dict[str, int],
-        invalid_customers: dict[str, int],
+        force: bool,
+        customers: _SourceCustomers,
     ) -> None:
         self.checkpoint = checkpoint
         self.run = run
         self.opened = opened
         self.pass_name = opened.file.pass_name
-        self.settings = settings
-        self.customer_lines = customer_lines
-        """Valid customer keys of this source and their lines (customers are planned first)."""
-        self.invalid_customers = invalid_customers
+        self.force = force
+        self.customers = customers
         self.seen: dict[str, int] = {}
         """Every key met in this file (valid or not) and its first line."""
 
@@ -124,37 +144,95 @@ class _PassPlanner:
         """Plan every record; with a `tally`, count the planned rows instead of storing them."""
         invalid = 0
         for records in self.opened.source.batches(BATCH_ROWS):
-            planned: list[PlannedRow] = []
-            problems: list[InvalidRow] = []
-            for record in records:
-                result = self.opened.planner.plan(record)
-                problem = result if isinstance(result, RowProblem) else self._cross_check(result)
-                if problem is None:
-                    assert isinstance(result, PlannedRow)
-                    self.seen[result.key] = result.line
-                    if self.pass_name == "customers":
-                        self.customer_lines[result.key] = result.line
-                    planned.append(result)
-                else:
-                    key = _cell_key(problem)
-                    if key is not None:  # a later row with this key is a duplicate all the same
-                        self.seen.setdefault(key, problem.line)
-                    problems.append(self._invalid(problem, result))
-            known_parents = self._checkpoint_parents(planned)
-            with self.checkpoint.transaction():
-                rows = self._rows(planned, known_parents)
-                if tally is None:
-                    self.checkpoint.upsert_planned(rows)
-                else:
-                    tally.update(row["kind"] for row in rows)
-                self.checkpoint.record_invalid(self.run, problems)
+            planned, problems = self._plan_records(records)
+            stored, orphans = self._compare_with_checkpoint(planned)
+            problems += orphans
+            self._store(stored, problems, tally)
             invalid += len(problems)
         return invalid
 
-    def _cross_check(self, row: PlannedRow) -> RowProblem | None:
-        """Duplicate keys within the file; children whose customer is nowhere to be found."""
+    # -- the pipeline, one step a method
+
+    def _plan_records(
+        self, records: Sequence[SourceRecord]
+    ) -> tuple[list[PlannedRow], list[InvalidRow]]:
+        """Records → row plans checked against the rest of the source, and the invalid rows."""
+        planned: list[PlannedRow] = []
+        problems: list[InvalidRow] = []
+        for record in records:
+            result = self.opened.planner.plan(record)
+            problem = result if isinstance(result, RowProblem) else self._duplicate(result)
+            if problem is None:
+                assert isinstance(result, PlannedRow)
+                self.seen[result.key] = result.line
+                if self.pass_name == CUSTOMER.collection:
+                    self.customers.valid[result.key] = result.line
+                planned.append(result)
+            else:
+                key = _cell_key(problem)
+                if key is not None:  # a later row with this key is a duplicate all the same
+                    self.seen.setdefault(key, problem.line)
+                problems.append(self._invalid(problem, result))
+        return planned, problems
+
+    def _compare_with_checkpoint(
+        self, planned: Sequence[PlannedRow]
+    ) -> tuple[list[dict[str, Any]], list[InvalidRow]]:
+        """Row plans → the rows to store, and those whose customer is nowhere to be found."""
+        stored: list[dict[str, Any]] = []
+        orphans: list[InvalidRow] = []
+        known_parents = self._checkpoint_parents(planned)
+        existing = self.checkpoint.existing(self.pass_name, [row.key for row in planned])
+        now = now_text()
+        for row in planned:
+            payload = canonical_json(row.payload)
+            digest = text_digest(payload)
+            known = existing.get(row.key)
+            state, action, code, message = self._state(row, digest, known, known_parents)
+            if state == "invalid":
+                assert code is not None and message is not None
+                problem = _problem(row, "customer_external_id", code, message)
+                orphans.append(self._invalid(problem, row))
+                continue
+            stored.append(
+                {
+                    "pass": self.pass_name,
+                    "key": row.key,
+                    "line": row.line,
+                    "source": self.opened.file.path.name,
+                    "run": self.run.id,
+                    "state": state,
+                    "action": action,
+                    "customer_key": row.customer_key,
+                    "customer_ref": row.customer_ref,
+                    "payload": payload,
+                    "payload_hash": digest,
+                    "cells": json.dumps(row.cells, ensure_ascii=False),
+                    "error_code": code,
+                    "error_message": message,
+                    "updated_at": now,
+                    "kind": _kind(state, known),
+                }
+            )
+        return stored, orphans
+
+    def _store(
+        self, stored: list[dict[str, Any]], invalid: list[InvalidRow], tally: Counter[str] | None
+    ) -> None:
+        """Store a batch in one transaction; with a `tally`, count its planned rows instead."""
+        with self.checkpoint.transaction():
+            if tally is None:
+                self.checkpoint.upsert_planned(stored)
+            else:
+                tally.update(row["kind"] for row in stored)
+            self.checkpoint.record_invalid(self.run, invalid)
+
+    # -- the checks
+
+    def _duplicate(self, row: PlannedRow) -> RowProblem | None:
+        """A problem when this key already appeared in the file."""
         if row.key in self.seen:
-            if self.pass_name == "onboardings" and "external_id" not in row.cells:
+            if self.pass_name == ONBOARDING.collection and "external_id" not in row.cells:
                 message = (
                     f"a second onboarding for customer '{row.key}' (first on line "
                     f"{self.seen[row.key]}); add an external_id column to import several "
@@ -165,53 +243,18 @@ class _PassPlanner:
             return _problem(row, "external_id", "duplicate_key", message)
         return None
 
-    def _checkpoint_parents(self, rows: Iterable[PlannedRow]) -> set[str]:
+    def _checkpoint_parents(self, rows: Sequence[PlannedRow]) -> set[str]:
         """Customer keys these rows name that only the checkpoint knows (an earlier run's)."""
         unknown = {
             row.customer_key
             for row in rows
             if row.customer_key is not None
-            and row.customer_key not in self.customer_lines
-            and row.customer_key not in self.invalid_customers
+            and row.customer_key not in self.customers.valid
+            and row.customer_key not in self.customers.invalid
         }
-        return set(self.checkpoint.existing("customers", sorted(unknown))) if unknown else set()
-
-    def _rows(
-        self, planned: Iterable[PlannedRow], known_parents: set[str]
-    ) -> Iterable[dict[str, Any]]:
-        keys = [row.key for row in planned]
-        existing = self.checkpoint.existing(self.pass_name, keys)
-        now = now_text()
-        for row in planned:
-            payload = canonical_json(row.payload)
-            digest = text_digest(payload)
-            known = existing.get(row.key)
-            state, action, code, message = self._state(row, digest, known, known_parents)
-            if state == "invalid":
-                assert code is not None and message is not None
-                self.checkpoint.record_invalid(
-                    self.run,
-                    [self._invalid(_problem(row, "customer_external_id", code, message), row)],
-                )
-                continue
-            yield {
-                "pass": self.pass_name,
-                "key": row.key,
-                "line": row.line,
-                "source": self.opened.file.path.name,
-                "run": self.run.id,
-                "state": state,
-                "action": action,
-                "customer_key": row.customer_key,
-                "customer_ref": row.customer_ref,
-                "payload": payload,
-                "payload_hash": digest,
-                "cells": json.dumps(row.cells, ensure_ascii=False),
-                "error_code": code,
-                "error_message": message,
-                "updated_at": now,
-                "kind": _kind(state, known),
-            }
+        if not unknown:
+            return set()
+        return set(self.checkpoint.existing(CUSTOMER.collection, sorted(unknown)))
 
     def _state(
         self,
@@ -222,13 +265,13 @@ class _PassPlanner:
     ) -> tuple[str, str | None, str | None, str | None]:
         """(state, action, error code, error message) for a valid row."""
         parent = row.customer_key
-        if parent is not None and parent not in self.customer_lines:
-            if parent in self.invalid_customers:
+        if parent is not None and parent not in self.customers.valid:
+            if parent in self.customers.invalid:
                 return (
                     "skipped",
                     "skipped",
                     "customer_invalid",
-                    f"customer '{parent}' is invalid (line {self.invalid_customers[parent]})",
+                    f"customer '{parent}' is invalid (line {self.customers.invalid[parent]})",
                 )
             if parent not in known_parents:
                 return (
@@ -240,23 +283,23 @@ class _PassPlanner:
                 )
         if existing is None:
             return "pending", None, None, None
-        if existing.state == "done" and existing.synced_hash == digest and not self.settings.force:
+        if existing.state == "done" and existing.synced_hash == digest and not self.force:
             return "done", None if self.run.resumed else "unchanged", None, None
         return "pending", None, None, None
 
     def _invalid(self, problem: RowProblem, row: PlannedRow | RowProblem) -> InvalidRow:
         key = row.key if isinstance(row, PlannedRow) else _cell_key(problem)
-        if self.pass_name == "customers" and key is not None:
-            self.invalid_customers.setdefault(key, problem.line)
+        if self.pass_name == CUSTOMER.collection and key is not None:
+            self.customers.invalid.setdefault(key, problem.line)
         return InvalidRow(
-            self.pass_name,
-            problem.line,
-            self.opened.file.path.name,
-            key,
-            problem.column,
-            problem.code,
-            problem.message,
-            canonical_json(problem.cells),
+            pass_name=self.pass_name,
+            line=problem.line,
+            source=self.opened.file.path.name,
+            key=key,
+            column=problem.column,
+            code=problem.code,
+            message=problem.message,
+            cells_json=canonical_json(problem.cells),
         )
 
 

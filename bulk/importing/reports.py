@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from bulk.checkpoint import Checkpoint, Run
+from bulk.checkpoint import Checkpoint, ProblemRow, Run
 from bulk.display import format_duration, format_table
 from bulk.schema import LIVE_KEY_RATE_LIMIT
 from bulk.settings import pass_order
@@ -115,8 +115,8 @@ def write_errors_file(checkpoint: Checkpoint, run: Run, path: Path) -> Path | No
     """Every invalid, failed or skipped row with its original columns and why; None if none."""
     columns: dict[str, None] = {}
     count = 0
-    for *_, cells in checkpoint.problem_rows(run):
-        columns.update(dict.fromkeys(cells))
+    for problem in checkpoint.problem_rows(run):
+        columns.update(dict.fromkeys(problem.cells))
         count += 1
     if count == 0:
         path.unlink(missing_ok=True)
@@ -126,11 +126,16 @@ def write_errors_file(checkpoint: Checkpoint, run: Run, path: Path) -> Path | No
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(header)
-        for pass_name, line, code, message, state, cells in sorted(
-            checkpoint.problem_rows(run), key=lambda row: (pass_order(row[0]), row[1])
-        ):
+        for problem in sorted(checkpoint.problem_rows(run), key=_source_order):
             writer.writerow(
-                [pass_name, line, *(cells.get(c) for c in columns), state, code, message]
+                [
+                    problem.pass_name,
+                    problem.line,
+                    *(problem.cells.get(column) for column in columns),
+                    problem.state,
+                    problem.code,
+                    problem.message,
+                ]
             )
     return path
 
@@ -141,8 +146,22 @@ def write_results_file(checkpoint: Checkpoint, run: Run, path: Path) -> Path:
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(["pass", "_line", "external_id", "action", "id", "display_id"])
-        writer.writerows(checkpoint.result_rows(run))
+        for result in checkpoint.result_rows(run):
+            writer.writerow(
+                [
+                    result.pass_name,
+                    result.line,
+                    result.key,
+                    result.action,
+                    result.pivotal_id,
+                    result.display_id,
+                ]
+            )
     return path
+
+
+def _source_order(problem: ProblemRow) -> tuple[int, int]:
+    return pass_order(problem.pass_name), problem.line
 
 
 def write_report(path: Path, document: dict[str, Any]) -> None:

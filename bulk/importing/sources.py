@@ -1,8 +1,8 @@
 """Finding and reading source files: CSV or Parquet in, records of text cells out.
 
 Every cell comes out as a string or None (an empty cell): no type inference, so `00123` stays
-`00123`; typing the cells is `bulk.importing.rows`' job. Records carry the line they start on in the
-source file, which is what the errors file and every message report.
+`00123`; typing the cells is `bulk.importing.cells`' job. Records carry the line they start on
+in the source file, which is what the errors file and every message report.
 
 Reading is streamed in batches with polars (`scan_*().collect_batches()`), so memory is bounded
 by the batch size, not by the file. Polars is strict about what it accepts, so a CSV file is
@@ -30,8 +30,9 @@ import sys
 import tempfile
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, NoReturn
@@ -350,14 +351,7 @@ class _CsvSource(Source):
             [pl.col(name).str.count_matches("\n", literal=True).fill_null(0) for name in names]
         ).cast(pl.Int64)
         next_line = self._first_data_line
-        frames = iter(self._scan().collect_batches(chunk_size=size))
-        while True:
-            try:
-                frame = next(frames)
-            except StopIteration:
-                return
-            except pl.exceptions.PolarsError as error:
-                raise self._diagnose(error) from None
+        for frame in _frames(self._scan().collect_batches(chunk_size=size), self._diagnose):
             height = frame.height
             if height == 0:
                 continue
@@ -555,16 +549,8 @@ class _ParquetSource(Source):
 
     def batches(self, size: int = DEFAULT_BATCH_SIZE) -> Iterator[list[SourceRecord]]:
         next_line = 2
-        frames = iter(
-            pl.scan_parquet(self.path).select(self._text).collect_batches(chunk_size=size)
-        )
-        while True:
-            try:
-                frame = next(frames)
-            except StopIteration:
-                return
-            except pl.exceptions.PolarsError as error:
-                raise _corrupt(self.path, error) from None
+        frames = pl.scan_parquet(self.path).select(self._text).collect_batches(chunk_size=size)
+        for frame in _frames(frames, partial(_corrupt, self.path)):
             height = frame.height
             yield _records(self.columns, range(next_line, next_line + height), frame)
             next_line += height
@@ -576,6 +562,22 @@ def _is_parquet(stream: BinaryIO) -> bool:
         return False
     stream.seek(-len(_PARQUET_MAGIC), os.SEEK_END)
     return head == _PARQUET_MAGIC and stream.read(len(_PARQUET_MAGIC)) == _PARQUET_MAGIC
+
+
+def _frames(
+    frames: Iterable[pl.DataFrame],
+    explain: Callable[[pl.exceptions.PolarsError], InputError],
+) -> Iterator[pl.DataFrame]:
+    """The frames a polars batch reader yields, its errors raised as `explain` words them."""
+    batches = iter(frames)
+    while True:
+        try:
+            frame = next(batches)
+        except StopIteration:
+            return
+        except pl.exceptions.PolarsError as error:
+            raise explain(error) from None
+        yield frame
 
 
 def _corrupt(path: Path, error: pl.exceptions.PolarsError) -> InputError:

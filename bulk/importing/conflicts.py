@@ -1,0 +1,132 @@
+"""Adoption: a create the API refuses because the record already exists is resolved, not failed.
+
+`409 slug_taken` (customers) and `409 email_taken` (contacts) name a record that holds the row's
+unique field. When that record is the row's own — a customer whose `metadata.external_id` is the
+row's `external_id`, a contact no other row of the checkpoint owns — it is adopted: the row is
+marked done as `adopted` with the record's id, then PATCHed with whatever differs from the
+source. Someone else's record fails the row with a conflict naming both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bulk.api.client import PivotalClient
+from bulk.checkpoint import Checkpoint, RowState
+from bulk.errors import ApiStatusError
+from bulk.importing.rows import payload_hash
+from bulk.schema import CONTACT, CUSTOMER
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """A record of ours that the API already holds."""
+
+    id: str
+    display_id: int | None
+    synced: dict[str, Any]
+    """What Pivotal holds of the row's fields."""
+
+
+class ConflictResolver:
+    """`slug_taken` and `email_taken`: adopt our own record, report someone else's."""
+
+    def __init__(self, client: PivotalClient, checkpoint: Checkpoint) -> None:
+        self.client = client
+        self.checkpoint = checkpoint
+        self._customers_by_slug: dict[str, dict[str, Any]] | None = None
+
+    async def adopt(
+        self,
+        row: RowState,
+        error: ApiStatusError,
+        path: str,
+        target: dict[str, Any],
+        update: Callable[[RowState], Awaitable[None]],
+    ) -> bool:
+        """Adopt the record a refused POST to `path` collided with, then `update` what differs.
+
+        False when there is nothing to adopt: the row is left for the caller to fail, with
+        `error` saying why.
+        """
+        adopted = await self.resolve(row, error, path, target)
+        if adopted is None:
+            return False
+        self.checkpoint.mark_done(
+            row,
+            "adopted",
+            adopted.id,
+            adopted.display_id,
+            error.attempts,
+            adopted.synced,
+            payload_hash(adopted.synced),
+        )
+        fresh = self.checkpoint.reload(row)
+        if fresh.synced_payload != fresh.payload:
+            await update(fresh)
+            self.checkpoint.set_action(row, "adopted")
+        return True
+
+    async def resolve(
+        self, row: RowState, error: ApiStatusError, path: str, target: dict[str, Any]
+    ) -> Adoption | None:
+        """The record to adopt for a refused POST to `path`, or None (`error` then says why)."""
+        if error.code == "slug_taken" and row.pass_name == CUSTOMER.collection:
+            return await self._adopt_customer(row, error, target)
+        if error.code == "email_taken" and row.pass_name == CONTACT.collection:
+            return await self._adopt_contact(row, error, path, target)
+        return None
+
+    async def _adopt_customer(
+        self, row: RowState, error: ApiStatusError, target: dict[str, Any]
+    ) -> Adoption | None:
+        slug = str(target.get("slug", ""))
+        holder = await self._customer_with_slug(slug)
+        if holder is None:
+            return None
+        owner = (holder.get("metadata") or {}).get("external_id")
+        if owner != row.key:
+            error.api_message = (
+                f"slug '{slug}' belongs to customer {holder.get('id')} "
+                f"(external_id {owner!r}), not to external_id '{row.key}'"
+            )
+            return None
+        return _adoption(holder, target)
+
+    async def _customer_with_slug(self, slug: str) -> dict[str, Any] | None:
+        """Walk the customer list once per run (there is no slug lookup), then use the index."""
+        if self._customers_by_slug is None or slug not in self._customers_by_slug:
+            self._customers_by_slug = {
+                str(customer.get("slug")): customer
+                async for customer in self.client.iterate(f"/{CUSTOMER.collection}")
+            }
+        return self._customers_by_slug.get(slug)
+
+    async def _adopt_contact(
+        self, row: RowState, error: ApiStatusError, path: str, target: dict[str, Any]
+    ) -> Adoption | None:
+        email = str(target.get("email", "")).lower()
+        async for contact in self.client.iterate(path):
+            if str(contact.get("email", "")).lower() != email:
+                continue
+            owner = self.checkpoint.key_of_pivotal_id(CONTACT.collection, str(contact.get("id")))
+            if owner is not None and owner != row.key:
+                error.api_message = (
+                    f"email '{email}' belongs to contact {contact.get('id')} of row '{owner}'"
+                )
+                return None
+            return _adoption(contact, target)
+        return None
+
+
+def display_id_of(body: dict[str, Any]) -> int | None:
+    """A record's `display_id`, when the API gave an integer one."""
+    value = body.get("display_id")
+    return value if isinstance(value, int) else None
+
+
+def _adoption(record: dict[str, Any], target: dict[str, Any]) -> Adoption:
+    synced = {name: record[name] for name in target if name in record}
+    return Adoption(str(record["id"]), display_id_of(record), synced)
