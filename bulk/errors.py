@@ -9,6 +9,10 @@
      ├── SandboxError              the embedded sandbox could not start             (exit 2)
      ├── RunInterrupted            SIGINT or SIGTERM stopped the run             (exit 130/143)
      └── ApiError                  talking to the Pivotal API failed
+          ├── RequestAbandoned     a stop was asked for while the request waited for a rate
+          │                        slot or a retry (`sent`: whether an earlier attempt left)
+          ├── NotTheApiError       the base URL does not answer as the API does     (exit 3)
+          ├── ApiUnreachableError  no request gets any answer: the run stops        (exit 3)
           ├── NoResponseError      no usable answer: timeout, refused or dropped connection;
           │                        the request may or may not have taken effect (retryable)
           └── ApiStatusError       an answer with an error status, type, code and message
@@ -118,6 +122,27 @@ class ApiError(BulkError):
 
     attempts: int = 1
     """How many times the request was sent before this error was raised (set by the client)."""
+
+
+class RequestAbandoned(ApiError):
+    """A stop came while the request waited for a rate-limit slot or for its next retry."""
+
+    def __init__(self, sent: bool) -> None:
+        super().__init__("Stopped before the request was sent" if not sent else "Stopped retrying")
+        self.sent = sent
+        """Whether an earlier attempt left: its outcome is then unknown."""
+
+
+class NotTheApiError(ApiError):
+    """The base URL answers, but not as the Pivotal API (a 404 on `/me`, an HTML page)."""
+
+    exit_code = 3
+
+
+class ApiUnreachableError(ApiError):
+    """Not one request gets an answer: the API as a whole is down or out of reach."""
+
+    exit_code = 3
 
 
 class NoResponseError(ApiError):
