@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import fields
 from functools import wraps
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -61,11 +62,14 @@ def reports_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+API_SETTINGS = ("api_key", "base_url")
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
 """`-h` works as `--help` on the group and, inherited, on every command."""
 
-PACING_OPTIONS = ("sandbox", "sandbox_db", "concurrency", "rate_limit", "timeout_s")
-"""The parameters `pacing_options` declares, popped into each `ConnectionSettings`."""
+PACING_OPTIONS = tuple(
+    setting.name for setting in fields(ConnectionSettings) if setting.name not in API_SETTINGS
+)
+"""The parameters `pacing_options` declares: every `ConnectionSettings` field but key and URL."""
 
 
 def option_group(*options: Callable[[F], F]) -> Callable[[F], F]:

@@ -6,7 +6,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from bulk.cli import main
+from bulk.cli import API_SETTINGS, PACING_OPTIONS, main
 
 COMMANDS = sorted(main.commands)
 SHARED = ("report_path", "quiet", "sandbox", "sandbox_db", "concurrency", "rate_limit", "timeout_s")
@@ -62,3 +62,10 @@ def test_every_option_but_a_hidden_one_has_help() -> None:
         if not option.help and not option.hidden
     ]
     assert undocumented == []
+
+
+def test_pacing_options_declare_every_connection_setting_but_key_and_url() -> None:
+    own = {"from_key", "to_key", "from_url", "to_url", "workdir", "report_path", "quiet"}
+
+    assert set(options_of("migrate")) - own == set(PACING_OPTIONS)
+    assert set(options_of("export")) >= {*API_SETTINGS, *PACING_OPTIONS}

@@ -254,7 +254,8 @@ class PivotalClient:
         retry_after = None
         if status == 429:
             retry_after = _parse_retry_after(headers.get("Retry-After"), self._clock())
-        return status_error(status, error_type, code, self._scrub(message), field, retry_after)
+        error_class = status_error_class(status)
+        return error_class(status, error_type, code, self._scrub(message), field, retry_after)
 
     def _scrub(self, text: str) -> str:
         """Belt and braces: a server that echoes the key back does not get it into our errors."""
@@ -291,23 +292,15 @@ class PivotalClient:
         return (await self.request("GET", "me")).body
 
 
-def status_error(
-    status: int,
-    error_type: str,
-    code: str,
-    message: str,
-    field: str | None = None,
-    retry_after_s: float | None = None,
-) -> ApiStatusError:
+def status_error_class(status: int) -> type[ApiStatusError]:
     """The `ApiStatusError` subclass for an error status: 401, 429, 5xx or any other."""
-    arguments = (status, error_type, code, message, field)
     if status == 401:
-        return AuthenticationError(*arguments)
+        return AuthenticationError
     if status == 429:
-        return RateLimitedError(*arguments, retry_after_s=retry_after_s)
+        return RateLimitedError
     if status >= 500:
-        return ServerError(*arguments)
-    return ApiStatusError(*arguments)
+        return ServerError
+    return ApiStatusError
 
 
 def translate_exception(error: BaseException, method: str, url: str, timeout_s: float) -> BulkError:
@@ -352,7 +345,9 @@ def _bad_answer(
     if error.status is None or not 300 <= error.status < 600:
         return NoResponseError(f"{where}: an answer that could not be used.")
     message = error.message or f"HTTP {error.status}"
-    return status_error(error.status, "unknown", f"http_{error.status}", message)
+    return status_error_class(error.status)(
+        error.status, "unknown", f"http_{error.status}", message
+    )
 
 
 def _connection_failed(error: Exception, where: str, url: str, timeout_s: float) -> BulkError:
