@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import fields
 from functools import wraps
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -26,9 +27,12 @@ from bulk.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_CHECKPOINT,
     DEFAULT_CONCURRENCY,
+    DEFAULT_EXPORT_FORMAT,
     DEFAULT_PART_ROWS,
     DEFAULT_SANDBOX_DB,
     DEFAULT_TIMEOUT_S,
+    EXPORT_CHECKPOINT_NAME,
+    EXPORT_FORMATS,
     PASSES,
     ConnectionSettings,
     ExportSettings,
@@ -58,58 +62,94 @@ def reports_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def connection_options(command: F) -> F:
-    """The options every command that talks to the API shares (SPEC: Connection)."""
-    options = [
-        click.option(
-            "--api-key",
-            envvar="PIVOTAL_API_KEY",
-            show_envvar=True,
-            help="Pivotal API key (required unless --sandbox).",
-        ),
-        click.option(
-            "--base-url",
-            envvar="PIVOTAL_BASE_URL",
-            show_envvar=True,
-            default=DEFAULT_BASE_URL,
-            show_default=True,
-        ),
-        click.option(
-            "--sandbox",
-            is_flag=True,
-            help="Start the embedded sandbox on a free loopback port and use it.",
-        ),
-        click.option(
-            "--sandbox-db",
-            type=click.Path(dir_okay=False, path_type=Path),
-            default=DEFAULT_SANDBOX_DB,
-            show_default=True,
-            help="Where the embedded sandbox keeps its data.",
-        ),
-        click.option(
-            "--concurrency",
-            type=click.IntRange(1, 64),
-            default=DEFAULT_CONCURRENCY,
-            show_default=True,
-            help="Requests in flight.",
-        ),
-        click.option(
-            "--rate-limit",
-            type=click.IntRange(min=1),
-            help="Requests/min ceiling (default: learned from X-RateLimit-Limit).",
-        ),
-        click.option(
-            "--timeout",
-            "timeout_s",
-            type=click.FloatRange(min=0.1),
-            default=DEFAULT_TIMEOUT_S,
-            show_default=True,
-            help="Seconds per request.",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+API_SETTINGS = ("api_key", "base_url")
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
+"""`-h` works as `--help` on the group and, inherited, on every command."""
+
+PACING_OPTIONS = tuple(
+    setting.name for setting in fields(ConnectionSettings) if setting.name not in API_SETTINGS
+)
+"""The parameters `pacing_options` declares: every `ConnectionSettings` field but key and URL."""
+
+
+def option_group(*options: Callable[[F], F]) -> Callable[[F], F]:
+    """Options declared once and stacked on each command, in the order given."""
+
+    def decorate(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+api_options = option_group(
+    click.option(
+        "--api-key",
+        envvar="PIVOTAL_API_KEY",
+        show_envvar=True,
+        help="Pivotal API key (required unless --sandbox).",
+    ),
+    click.option(
+        "--base-url",
+        envvar="PIVOTAL_BASE_URL",
+        show_envvar=True,
+        default=DEFAULT_BASE_URL,
+        show_default=True,
+        help="Base URL of the Pivotal API.",
+    ),
+)
+"""Which API and key (SPEC: Connection); `bulk migrate` has a pair for each workspace."""
+
+pacing_options = option_group(
+    click.option(
+        "--sandbox",
+        is_flag=True,
+        help="Start the embedded sandbox on a free loopback port and use it.",
+    ),
+    click.option(
+        "--sandbox-db",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=DEFAULT_SANDBOX_DB,
+        show_default=True,
+        help="Where the embedded sandbox keeps its data.",
+    ),
+    click.option(
+        "--concurrency",
+        type=click.IntRange(1, 64),
+        default=DEFAULT_CONCURRENCY,
+        show_default=True,
+        help="Requests in flight.",
+    ),
+    click.option(
+        "--rate-limit",
+        type=click.IntRange(min=1),
+        help="Requests/min ceiling per key (default: learned from X-RateLimit-Limit).",
+    ),
+    click.option(
+        "--timeout",
+        "timeout_s",
+        type=click.FloatRange(min=0.1),
+        default=DEFAULT_TIMEOUT_S,
+        show_default=True,
+        help="Seconds per request.",
+    ),
+)
+"""The sandbox and how hard to push the API: shared by every command that talks to it."""
+
+connection_options = option_group(api_options, pacing_options)
+"""The options of a command that talks to one API (SPEC: Connection)."""
+
+output_options = option_group(
+    click.option(
+        "--report",
+        "report_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Write the summary as JSON here.",
+    ),
+    click.option("--quiet", is_flag=True, help="No progress bars."),
+)
+"""What a command prints besides its summary: the JSON report, and no progress bars."""
 
 
 class CommandOutcome(Protocol):
@@ -136,19 +176,18 @@ def conclude(outcome: CommandOutcome, report_path: Path | None) -> None:
     sys.exit(outcome.exit_code)
 
 
+def _pacing(options: dict[str, Any]) -> dict[str, Any]:
+    """Pop the `pacing_options`: the `ConnectionSettings` fields besides key and URL."""
+    return {name: options.pop(name) for name in PACING_OPTIONS}
+
+
 def _connection(options: dict[str, Any]) -> ConnectionSettings:
     return ConnectionSettings(
-        api_key=options.pop("api_key"),
-        base_url=options.pop("base_url"),
-        sandbox=options.pop("sandbox"),
-        sandbox_db=options.pop("sandbox_db"),
-        concurrency=options.pop("concurrency"),
-        rate_limit=options.pop("rate_limit"),
-        timeout_s=options.pop("timeout_s"),
+        api_key=options.pop("api_key"), base_url=options.pop("base_url"), **_pacing(options)
     )
 
 
-@click.group()
+@click.group(context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="bulk")
 def main() -> None:
     """Move data in and out of the Pivotal API in bulk."""
@@ -245,6 +284,7 @@ def _announce_sandbox(sandbox: Sandbox) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     default=DEFAULT_CHECKPOINT,
     show_default=True,
+    help="The resumable state (the API key is never stored).",
 )
 @click.option("--dry-run", is_flag=True, help="Validate and print the plan; send no write.")
 @click.option("--strict", is_flag=True, help="Send nothing if any row is invalid.")
@@ -261,12 +301,6 @@ def _announce_sandbox(sandbox: Sandbox) -> None:
     help="Results CSV (default: <checkpoint>.results.csv).",
 )
 @click.option(
-    "--report",
-    "report_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the summary as JSON here.",
-)
-@click.option(
     "--passes",
     default=",".join(PASSES),
     show_default=True,
@@ -281,7 +315,7 @@ def _announce_sandbox(sandbox: Sandbox) -> None:
 )
 @click.option("--encoding", help="Source encoding when not UTF-8, e.g. latin-1.")
 @click.option("--force", is_flag=True, help="Re-send rows already done and unchanged.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@output_options
 @connection_options
 @reports_errors
 def import_command(sources: tuple[Path, ...], **options: Any) -> None:
@@ -344,22 +378,16 @@ def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--checkpoint",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Resumable state (default: OUT_DIR/.bulk-export.sqlite).",
+    help=f"Resumable state (default: OUT_DIR/{EXPORT_CHECKPOINT_NAME}).",
 )
 @click.option(
     "--format",
     "file_format",
-    type=click.Choice(["parquet", "csv"]),
-    default="parquet",
+    type=click.Choice(EXPORT_FORMATS),
+    default=DEFAULT_EXPORT_FORMAT,
     show_default=True,
+    help="File format of the exported tables.",
 )
-@click.option(
-    "--report",
-    "report_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the summary as JSON here.",
-)
-@click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option(
     "--part-rows",
     type=click.IntRange(min=1),
@@ -367,6 +395,7 @@ def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
     hidden=True,
     help="Rows per part file (the unit of resumption).",
 )
+@output_options
 @connection_options
 @reports_errors
 def export_command(out_dir: Path, **options: Any) -> None:
@@ -394,50 +423,33 @@ def export_command(out_dir: Path, **options: Any) -> None:
     show_envvar=True,
     help="API key of the target workspace.",
 )
-@click.option("--from-url", default=DEFAULT_BASE_URL, show_default=True)
-@click.option("--to-url", default=DEFAULT_BASE_URL, show_default=True)
+@click.option(
+    "--from-url", default=DEFAULT_BASE_URL, show_default=True, help="Base URL of the source API."
+)
+@click.option(
+    "--to-url", default=DEFAULT_BASE_URL, show_default=True, help="Base URL of the target API."
+)
 @click.option(
     "--workdir",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
     help="Holds the export and both checkpoints; re-run with it to resume.",
 )
-@click.option("--sandbox", is_flag=True, help="Both workspaces live in the embedded sandbox.")
-@click.option(
-    "--sandbox-db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_SANDBOX_DB,
-    show_default=True,
-)
-@click.option(
-    "--concurrency", type=click.IntRange(1, 64), default=DEFAULT_CONCURRENCY, show_default=True
-)
-@click.option("--rate-limit", type=click.IntRange(min=1), help="Requests/min ceiling per key.")
-@click.option(
-    "--timeout",
-    "timeout_s",
-    type=click.FloatRange(min=0.1),
-    default=DEFAULT_TIMEOUT_S,
-    show_default=True,
-)
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@output_options
+@pacing_options
 @reports_errors
 def migrate_command(**options: Any) -> None:
     """Copy one workspace into another: export, then import with ids remapped."""
     from bulk.migrate import run_migrate
     from bulk.progress import ProgressFactory
 
-    shared = {
-        name: options.pop(name)
-        for name in ("sandbox", "sandbox_db", "concurrency", "rate_limit", "timeout_s")
-    }
+    pacing = _pacing(options)
     settings = MigrateSettings(
         source=ConnectionSettings(
-            api_key=options.pop("from_key"), base_url=options.pop("from_url"), **shared
+            api_key=options.pop("from_key"), base_url=options.pop("from_url"), **pacing
         ),
         target=ConnectionSettings(
-            api_key=options.pop("to_key"), base_url=options.pop("to_url"), **shared
+            api_key=options.pop("to_key"), base_url=options.pop("to_url"), **pacing
         ),
         **options,
     )

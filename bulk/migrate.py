@@ -10,10 +10,11 @@ reconciliation of what the source had against what reached the target.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from typing import Any
 
 from bulk.api.connection import open_client
+from bulk.display import format_table
 from bulk.errors import UsageError
 from bulk.exporting.exporter import ExportOutcome, read_manifest, run_export
 from bulk.exporting.tables import FILE_NAMES
@@ -34,6 +35,10 @@ class Reconciliation:
     failed: int
 
 
+RECONCILIATION_HEADER = ("object", "source", "target", "missing", "failed")
+"""The columns of `bulk migrate`'s summary, one per `Reconciliation` field."""
+
+
 @dataclass
 class MigrateOutcome:
     exit_code: int
@@ -45,12 +50,7 @@ class MigrateOutcome:
     elapsed_s: float = 0.0
 
     def render(self) -> str:
-        header = f"{'object':<13}{'source':>8}{'target':>8}{'missing':>9}{'failed':>8}"
-        lines = [header] + [
-            f"{row.object_type:<13}{row.source:>8}{row.target:>8}{row.missing:>9}{row.failed:>8}"
-            for row in self.reconciliation
-        ]
-        return "\n".join(lines)
+        return format_table(RECONCILIATION_HEADER, map(astuple, self.reconciliation))
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -15,6 +15,10 @@ DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_SANDBOX_DB = Path(".bulk/sandbox.sqlite")
 DEFAULT_CHECKPOINT = Path("bulk-import.sqlite")
 DEFAULT_PART_ROWS = 10_000
+EXPORT_FORMATS = ("parquet", "csv")
+DEFAULT_EXPORT_FORMAT = EXPORT_FORMATS[0]
+EXPORT_CHECKPOINT_NAME = ".bulk-export.sqlite"
+"""The export's checkpoint inside its folder, unless `--checkpoint` puts it elsewhere."""
 PASSES = tuple(schema.collection for schema in OBJECT_SCHEMAS)
 """The import passes in the order they run: parents first."""
 
@@ -88,8 +92,8 @@ class ExportSettings:
     connection: ConnectionSettings
     out_dir: Path
     checkpoint: Path | None = None
-    """Default: `.bulk-export.sqlite` inside `out_dir`."""
-    file_format: str = "parquet"
+    """Default: `EXPORT_CHECKPOINT_NAME` inside `out_dir`."""
+    file_format: str = DEFAULT_EXPORT_FORMAT
     report_path: Path | None = None
     quiet: bool = False
     part_rows: int = DEFAULT_PART_ROWS
@@ -98,7 +102,7 @@ class ExportSettings:
 
     @property
     def checkpoint_file(self) -> Path:
-        return self.checkpoint or self.out_dir / ".bulk-export.sqlite"
+        return self.checkpoint or self.out_dir / EXPORT_CHECKPOINT_NAME
 
 
 @dataclass(frozen=True)

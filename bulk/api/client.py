@@ -225,7 +225,7 @@ class PivotalClient:
             except (aiohttp.ClientError, TimeoutError) as error:
                 if not isinstance(error, aiohttp.ClientConnectorError):
                     self.stats.requests += 1  # it left; whether it arrived is unknown
-                raise _no_response(error, method, url, self.timeout_s) from error
+                raise translate_exception(error, method, url, self.timeout_s) from error
             self.stats.requests += 1
             governor.observe(response.headers, sent_at)
         return self._interpret(f"{method} {url}", response.status, response.headers, raw, attempts)
@@ -251,15 +251,11 @@ class PivotalClient:
         error_type = _text(fields.get("type")) or "unknown"
         code = _text(fields.get("code")) or f"http_{status}"
         field = _text(fields.get("field"))
-        arguments = (status, error_type, code, self._scrub(message), field)
-        if status == 401:
-            return AuthenticationError(*arguments)
+        retry_after = None
         if status == 429:
             retry_after = _parse_retry_after(headers.get("Retry-After"), self._clock())
-            return RateLimitedError(*arguments, retry_after_s=retry_after)
-        if status >= 500:
-            return ServerError(*arguments)
-        return ApiStatusError(*arguments)
+        error_class = status_error_class(status)
+        return error_class(status, error_type, code, self._scrub(message), field, retry_after)
 
     def _scrub(self, text: str) -> str:
         """Belt and braces: a server that echoes the key back does not get it into our errors."""
@@ -296,18 +292,95 @@ class PivotalClient:
         return (await self.request("GET", "me")).body
 
 
-def _no_response(error: BaseException, method: str, url: str, timeout_s: float) -> BulkError:
-    """The one place aiohttp's exceptions become `bulk.errors`; messages carry no key."""
+def status_error_class(status: int) -> type[ApiStatusError]:
+    """The `ApiStatusError` subclass for an error status: 401, 429, 5xx or any other."""
+    if status == 401:
+        return AuthenticationError
+    if status == 429:
+        return RateLimitedError
+    if status >= 500:
+        return ServerError
+    return ApiStatusError
+
+
+def translate_exception(error: BaseException, method: str, url: str, timeout_s: float) -> BulkError:
+    """The one place aiohttp's exceptions become `bulk.errors`; messages carry no key.
+
+    The first rule of `TRANSLATIONS` whose classes match decides; a class that a newer aiohttp
+    adds outside them is still a `NoResponseError` (tests/test_client_errors.py finds it).
+    """
     where = f"{method} {url}"
-    if isinstance(error, aiohttp.InvalidURL):
-        return UsageError(f"The API URL is not valid: {url}.", "Check --base-url.")
-    if isinstance(error, TimeoutError):  # ServerTimeoutError is one too
-        return NoResponseError(f"{where}: no answer within {timeout_s:g} s.")
-    if isinstance(error, aiohttp.ClientConnectorError):
-        return NoResponseError(f"{where}: could not connect to {error.host}:{error.port}.")
-    if isinstance(error, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
-        return NoResponseError(f"{where}: the connection dropped before the answer was complete.")
+    for classes, translate in TRANSLATIONS:
+        if isinstance(error, classes):
+            return translate(error, where, url, timeout_s)
     return NoResponseError(f"{where}: {type(error).__name__}.")
+
+
+def _redirected(error: Exception, where: str, url: str, timeout_s: float) -> BulkError:
+    return UsageError(f"{where} was redirected; the API does not redirect.", "Check --base-url.")
+
+
+def _invalid_url(error: Exception, where: str, url: str, timeout_s: float) -> BulkError:
+    return UsageError(f"The API URL is not valid: {url}.", "Check --base-url.")
+
+
+def _timed_out(error: Exception, where: str, url: str, timeout_s: float) -> BulkError:
+    return NoResponseError(f"{where}: no answer within {timeout_s:g} s.")
+
+
+def _not_connected(
+    error: aiohttp.ClientConnectorError, where: str, url: str, timeout_s: float
+) -> BulkError:
+    return NoResponseError(f"{where}: could not connect to {error.host}:{error.port}.")
+
+
+def _dropped(error: Exception, where: str, url: str, timeout_s: float) -> BulkError:
+    return NoResponseError(f"{where}: the connection dropped before the answer was complete.")
+
+
+def _bad_answer(
+    error: aiohttp.ClientResponseError, where: str, url: str, timeout_s: float
+) -> BulkError:
+    """An answer aiohttp refused (a proxy's error status, a redirect loop): like any status."""
+    if error.status is None or not 300 <= error.status < 600:
+        return NoResponseError(f"{where}: an answer that could not be used.")
+    message = error.message or f"HTTP {error.status}"
+    return status_error_class(error.status)(
+        error.status, "unknown", f"http_{error.status}", message
+    )
+
+
+def _connection_failed(error: Exception, where: str, url: str, timeout_s: float) -> BulkError:
+    return NoResponseError(f"{where}: the connection failed ({type(error).__name__}).")
+
+
+def _since_aiohttp_3_10(*names: str) -> tuple[type[Exception], ...]:
+    """Classes newer than the oldest aiohttp we support: those this one has."""
+    return tuple(getattr(aiohttp, name) for name in names if hasattr(aiohttp, name))
+
+
+Translate = Callable[[Any, str, str, float], BulkError]
+"""(error, "METHOD url", url, timeout_s) → the error to raise."""
+
+TRANSLATIONS: tuple[tuple[tuple[type[BaseException], ...], Translate], ...] = (
+    (_since_aiohttp_3_10("RedirectClientError"), _redirected),
+    ((aiohttp.InvalidURL, *_since_aiohttp_3_10("NonHttpUrlClientError")), _invalid_url),
+    ((TimeoutError,), _timed_out),  # aiohttp's ServerTimeoutError and its subclasses too
+    ((aiohttp.ClientConnectorError,), _not_connected),  # DNS, proxy, TLS and certificate too
+    (
+        (
+            aiohttp.ServerDisconnectedError,
+            aiohttp.ClientPayloadError,
+            aiohttp.ClientOSError,
+            ConnectionResetError,
+            *_since_aiohttp_3_10("UploadAbortedError"),
+        ),
+        _dropped,
+    ),
+    ((aiohttp.ClientResponseError,), _bad_answer),
+    ((aiohttp.ClientConnectionError,), _connection_failed),
+)
+"""aiohttp's exceptions by kind, in the order they are tried: subclasses before their bases."""
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:
