@@ -207,7 +207,8 @@ class RowState:
     synced_payload: dict[str, Any] | None
     request_method: str | None
     request_path: str | None
-    request_body: dict[str, Any] | None
+    request_body: bytes | None
+    """The exact bytes sent, to send again."""
     request_payload: dict[str, Any] | None
     pivotal_id: str | None
     display_id: int | None
@@ -443,16 +444,17 @@ class Checkpoint:
         return row[0] if row else None
 
     def mark_in_flight(
-        self, row: RowState, method: str, path: str, body: dict[str, Any], target: dict[str, Any]
+        self, row: RowState, method: str, path: str, body: bytes, target: dict[str, Any]
     ) -> None:
-        """Record the request about to leave and the payload the row holds once it succeeds."""
+        """Record the request about to leave, its body's exact bytes (a resend sends them
+        again), and the payload the row holds once it succeeds."""
         self._db.execute(
             "UPDATE rows SET state = 'in_flight', request_method = ?, request_path = ?, "
             "request_body = ?, request_payload = ?, updated_at = ? WHERE pass = ? AND key = ?",
             (
                 method,
                 path,
-                canonical_json(body),
+                body,
                 canonical_json(target),
                 now_text(),
                 row.pass_name,
@@ -660,6 +662,11 @@ _CLEAR_REQUEST = (
 )
 
 
+def _bytes(stored: bytes | str | None) -> bytes | None:
+    """A request body as stored: bytes (a checkpoint before exact resends held text)."""
+    return stored.encode("utf-8") if isinstance(stored, str) else stored
+
+
 def _load(text: str | None) -> Any:
     return json.loads(text) if text is not None else None
 
@@ -677,7 +684,7 @@ def _row_state(row: tuple[Any, ...]) -> RowState:
         synced_payload=_load(row[8]),
         request_method=row[9],
         request_path=row[10],
-        request_body=_load(row[11]),
+        request_body=_bytes(row[11]),
         request_payload=_load(row[12]),
         pivotal_id=row[13],
         display_id=row[14],

@@ -55,6 +55,12 @@ Sleep = Callable[[float], Awaitable[None]]
 DEFAULT_RETRY = RetryPolicy()
 MAX_MESSAGE_CHARS = 300
 """An error body that is not the API's envelope (a proxy's HTML page) is quoted this far."""
+JSON_CONTENT_TYPE = "application/json"
+
+
+def encode_body(document: Any) -> bytes:
+    """A request body as JSON bytes: compact, UTF-8, keys in the order given."""
+    return jsonlib.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -161,17 +167,25 @@ class PivotalClient:
         path: str,
         *,
         json: Any = None,
+        body: bytes | None = None,
         params: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
     ) -> ApiResponse:
         """Send one API request, retrying what can be retried; raise what cannot.
 
-        A POST without a key gets a random one, so that at least this call's own retries cannot
-        create twice; callers that must survive a crash pass a key derived from the row.
+        The body is `body`, JSON bytes sent exactly as given (what a resend after a crash must
+        do: the API may compare bytes), or `json` serialized once by `encode_body`; every retry
+        sends the same bytes. A POST without a key gets a random one, so that at least this
+        call's own retries cannot create twice; callers that must survive a crash pass a key
+        derived from the row.
         """
         if idempotency_key is None and method.upper() == "POST":
             idempotency_key = f"bulk-{uuid.uuid4()}"
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else {}
+        if body is None and json is not None:
+            body = encode_body(json)
+        if body is not None:
+            headers["Content-Type"] = JSON_CONTENT_TYPE
         url = f"{self.base_url}/{path.lstrip('/')}"
         attempts = failures = refusals = 0
         while True:
@@ -179,7 +193,7 @@ class PivotalClient:
             if attempts > 1:
                 self.stats.retries += 1
             try:
-                return await self._attempt(method, url, json, params, headers, attempts)
+                return await self._attempt(method, url, body, params, headers, attempts)
             except ApiError as error:
                 if isinstance(error, RateLimitedError):
                     refusals += 1
@@ -205,7 +219,7 @@ class PivotalClient:
         self,
         method: str,
         url: str,
-        json: Any,
+        body: bytes | None,
         params: Mapping[str, str] | None,
         headers: Mapping[str, str],
         attempts: int,
@@ -219,7 +233,7 @@ class PivotalClient:
                 # No redirects: aiohttp would turn a redirected POST into a GET. A 3xx is
                 # raised like any other status, pointing at a wrong base URL.
                 async with session.request(
-                    method, url, json=json, params=params, headers=headers, allow_redirects=False
+                    method, url, data=body, params=params, headers=headers, allow_redirects=False
                 ) as response:
                     raw = await response.read()
             except (aiohttp.ClientError, TimeoutError) as error:

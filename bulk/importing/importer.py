@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bulk.api.client import PivotalClient
+from bulk.api.client import PivotalClient, encode_body
 from bulk.api.connection import open_client
 from bulk.checkpoint import Checkpoint, RowState, Run
 from bulk.errors import (
@@ -273,9 +273,8 @@ class PassRunner:
         assert row.request_path is not None and row.request_body is not None
         action = "created" if row.request_method == "POST" else "updated"
         target = row.request_payload or row.payload
-        await self._send(
-            row, row.request_method or "POST", row.request_path, row.request_body, target, action
-        )
+        method = row.request_method or "POST"
+        await self._send(row, method, row.request_path, row.request_body, target, action)
         fresh = self.checkpoint.reload(row)
         if fresh.state == "done" and fresh.synced_payload != fresh.payload:
             await self._update(fresh)
@@ -293,7 +292,7 @@ class PassRunner:
             else:
                 path = f"/{ONBOARDING.collection}"
                 body["customer_id"] = parent_id
-        await self._send(row, "POST", path, body, row.payload, "created")
+        await self._send(row, "POST", path, encode_body(body), row.payload, "created")
 
     async def _update(self, row: RowState) -> None:
         assert row.pivotal_id is not None
@@ -311,7 +310,7 @@ class PassRunner:
             )
             return
         path = f"/{self.pass_name}/{row.pivotal_id}"  # passes are named after collections
-        await self._send(row, "PATCH", path, body, row.payload, "updated")
+        await self._send(row, "PATCH", path, encode_body(body), row.payload, "updated")
 
     def _parent_id(self, row: RowState) -> str | None:
         """The customer's Pivotal id, or None after marking the row skipped."""
@@ -332,14 +331,15 @@ class PassRunner:
         row: RowState,
         method: str,
         path: str,
-        body: dict[str, Any],
+        body: bytes,
         target: dict[str, Any],
         action: str,
     ) -> None:
+        """Mark the row in flight with the body's exact bytes, then send exactly them."""
         self.checkpoint.mark_in_flight(row, method, path, body, target)
         key = idempotency_key(self.pass_name, row.key) if method == "POST" else None
         try:
-            response = await self.client.request(method, path, json=body, idempotency_key=key)
+            response = await self.client.request(method, path, body=body, idempotency_key=key)
         except (AuthenticationError, NoResponseError):
             raise  # the run stops; the request stays recorded and is re-sent next time
         except ServerError as error:
