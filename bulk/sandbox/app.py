@@ -259,6 +259,8 @@ class SandboxApp:
 
     async def _read_body(self, request: web.Request) -> tuple[bytes, object]:
         """The body's bytes exactly as received, and the JSON they hold."""
+        # *(decision)* The page states no body limit; the sandbox refuses more than
+        # `max_body_bytes` (1 MiB) with 413 request_too_large rather than buffer anything.
         too_large = ApiProblem(
             413,
             "invalid_request_error",
@@ -284,6 +286,8 @@ class SandboxApp:
         key = request.headers.get("Idempotency-Key") if request.method == "POST" else None
         if key is None:
             return None
+        # The page: "<= 255 bytes". *(decision)* an empty or longer key is 400 invalid_string
+        # with field `Idempotency-Key` (the page names no code for it).
         if not key or len(key.encode()) > MAX_IDEMPOTENCY_KEY_BYTES:
             raise invalid(
                 "Idempotency-Key",

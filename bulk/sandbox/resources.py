@@ -114,6 +114,7 @@ class Resources:
                 customer = self.store.find(caller.workspace, "customer", query[name])
                 filters[name] = customer.id if customer else query[name]
             else:
+                # *(decision)* a filter value outside the enum is 400 invalid_enum_value.
                 filters[name] = clean_value(schema.field(name), query[name])
         return filters
 
@@ -288,6 +289,8 @@ def _page_size(text: str | None) -> int:
     try:
         size = int(text)
     except ValueError:
+        # *(decision)* the page names too_big/too_small only; a limit that is no integer
+        # at all is invalid_type.
         raise invalid("limit", "invalid_type", "limit must be an integer.") from None
     if size < 1:
         raise invalid("limit", "too_small", "limit must be at least 1.")

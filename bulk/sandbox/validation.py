@@ -52,6 +52,7 @@ def documented(schemas: Mapping[str, ObjectSchema]) -> dict[str, ObjectSchema]:
 def clean_body(schema: ObjectSchema, body: object, *, creating: bool) -> dict[str, Any]:
     """The writable fields present in `body`, validated and normalised."""
     if not isinstance(body, dict):
+        # *(decision)* valid JSON that is not an object: invalid_type, with no field.
         raise invalid(None, "invalid_type", "The request body must be a JSON object.")
     cleaned: dict[str, Any] = {}
     for field in schema.writable():
