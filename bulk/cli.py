@@ -246,6 +246,11 @@ def main() -> None:
 )
 @click.option("--fault-seed", type=int, help="Seed for reproducible faults.")
 @click.option(
+    "--extra-fields",
+    is_flag=True,
+    help="Act as a newer API: objects carry fields and enum values this tool does not know.",
+)
+@click.option(
     "--revoke-key",
     "revoked_keys",
     multiple=True,

@@ -221,10 +221,11 @@ async def test_nested_paths_accept_id_and_display_id(
 @pytest.mark.parametrize(
     ("name", "slug"),
     [
-        ("Café Crème, Inc.", "cafe-creme-inc"),
+        # pivotal-api.md: accented letters are characters other than ASCII a-z0-9 (no folding)
+        ("Café Crème, Inc.", "caf-cr-me-inc"),
         ("  Hello   World!! ", "hello-world"),
         ("ACME 2.0 (EU)", "acme-2-0-eu"),
-        ("Ünïcödé GmbH", "unicode-gmbh"),
+        ("Ünïcödé GmbH", "n-c-d-gmbh"),
         ("a" * 70, "a" * 64),
         ("x" * 63 + " y", "x" * 63),  # cut to 64 characters, then trimmed
     ],
@@ -247,7 +248,7 @@ async def test_given_slug_taken_is_a_conflict(
 async def test_derived_slug_taken_is_a_conflict(
     http: aiohttp.ClientSession, sandbox: Sandbox
 ) -> None:
-    await create(http, sandbox, "/customers", {"name": "Other", "slug": "cafe-creme-inc"})
+    await create(http, sandbox, "/customers", {"name": "Other", "slug": "caf-cr-me-inc"})
     answer = await api(http, sandbox, "POST", "/customers", json={"name": "Café Crème, Inc."})
     assert_error(answer, 409, "conflict", "slug_taken", "slug")
     page = await listed(http, sandbox, "/customers")

@@ -4,6 +4,11 @@ Every authenticated request runs the same pipeline (`SandboxApp.serve`): authent
 count it against the key's sliding window, read and parse the body, claim the idempotency key,
 wait the configured latency, maybe fail on purpose, then run the operation and store its
 idempotent result in one transaction. Errors of every kind leave as the API's error envelope.
+
+Idempotent replays compare the request body's **bytes**, as `pivotal-api.md` decides ("a hash of
+the request body's bytes"): the stored hash is SHA-256 of the body exactly as received, so a
+resend that parses to the same JSON but is spelled differently (keys in another order, other
+whitespace or escapes) is `409 idempotency_key_reused`. A client must resend the bytes it sent.
 """
 
 from __future__ import annotations
@@ -15,11 +20,8 @@ import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
-
-from bulk.schema import format_epoch_ms
 
 from .config import IDEMPOTENCY_TTL_S, SandboxConfig
 from .faults import Fault, FaultInjector
@@ -27,6 +29,7 @@ from .limits import SlidingWindowLimiter
 from .problems import ApiProblem, conflict, internal_error, invalid, unauthenticated
 from .resources import Caller, Resources
 from .store import Record, Store, StoredResult, encode
+from .timestamps import format_ms
 
 API_PREFIX = "/api/v1"
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -82,7 +85,7 @@ class SandboxApp:
     def __init__(self, config: SandboxConfig, store: Store) -> None:
         self.config = config
         self.store = store
-        self.resources = Resources(store)
+        self.resources = Resources(store, extra_fields=config.extra_fields)
         self.limiter = SlidingWindowLimiter(config.window_s)
         self.faults = FaultInjector(config.fault_rate, config.fault_seed)
         self.revoked_keys = set(config.revoked_keys)
@@ -194,12 +197,14 @@ class SandboxApp:
         operation: Operation,
         headers: dict[str, str],
     ) -> web.StreamResponse:
-        body = await self._read_body(request) if request.method in ("POST", "PATCH") else None
+        raw, body = (
+            await self._read_body(request) if request.method in ("POST", "PATCH") else (b"", None)
+        )
         claim = self._idempotency_claim(request, caller)
         if claim is not None:
             stored = self._stored_result(claim)
             if stored is not None:
-                return self._replay(stored, _body_hash(body), headers)
+                return self._replay(stored, _body_hash(raw), headers)
             if claim in self._in_flight:
                 raise conflict(
                     "idempotency_key_in_use",
@@ -227,7 +232,7 @@ class SandboxApp:
                     self.store.store_result(
                         *claim,
                         StoredResult(
-                            _body_hash(body), reply.status, reply.text.encode(), call.now_ms
+                            _body_hash(raw), reply.status, reply.text.encode(), call.now_ms
                         ),
                     )
             if fault.after_work:
@@ -252,7 +257,10 @@ class SandboxApp:
             raise unauthenticated("api_key_revoked", "This API key has been revoked.")
         return Caller(workspace=match.group(1), livemode=match.re is _LIVE_KEY), key
 
-    async def _read_body(self, request: web.Request) -> object:
+    async def _read_body(self, request: web.Request) -> tuple[bytes, object]:
+        """The body's bytes exactly as received, and the JSON they hold."""
+        # *(decision)* The page states no body limit; the sandbox refuses more than
+        # `max_body_bytes` (1 MiB) with 413 request_too_large rather than buffer anything.
         too_large = ApiProblem(
             413,
             "invalid_request_error",
@@ -266,7 +274,7 @@ class SandboxApp:
         except web.HTTPRequestEntityTooLarge:
             raise too_large from None
         try:
-            return json.loads(raw, parse_constant=_reject_constant)
+            return raw, json.loads(raw, parse_constant=_reject_constant)
         except (UnicodeDecodeError, ValueError, RecursionError):
             raise invalid(None, "invalid_json", "The request body is not valid JSON.") from None
 
@@ -278,6 +286,8 @@ class SandboxApp:
         key = request.headers.get("Idempotency-Key") if request.method == "POST" else None
         if key is None:
             return None
+        # The page: "<= 255 bytes". *(decision)* an empty or longer key is 400 invalid_string
+        # with field `Idempotency-Key` (the page names no code for it).
         if not key or len(key.encode()) > MAX_IDEMPOTENCY_KEY_BYTES:
             raise invalid(
                 "Idempotency-Key",
@@ -335,7 +345,7 @@ class SandboxApp:
         return Reply(200, encode(me))
 
     async def _health(self, request: web.Request) -> web.Response:
-        body = encode({"status": "ok", "timestamp": format_epoch_ms(self._now_ms())})
+        body = encode({"status": "ok", "timestamp": format_ms(self._now_ms())})
         return _json_response(200, body.encode(), {})
 
     @web.middleware
@@ -426,9 +436,9 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _body_hash(body: Any) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def _body_hash(raw: bytes) -> str:
+    """What an idempotent result remembers of its request: the SHA-256 of its exact bytes."""
+    return hashlib.sha256(raw).hexdigest()
 
 
 def _json_response(status: int, body: bytes, headers: Mapping[str, str]) -> web.Response:

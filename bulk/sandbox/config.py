@@ -35,6 +35,9 @@ class SandboxConfig:
     fault_rate: float = 0.0
     fault_seed: int | None = None
     revoked_keys: frozenset[str] = field(default=frozenset(), repr=False)
+    extra_fields: bool = False
+    """Behave like a newer API version: objects carry fields and enum values `bulk` does not
+    know (see `bulk.sandbox.newer`)."""
     max_body_bytes: int = MAX_BODY_BYTES
     clock: Callable[[], float] = field(default=time.time, repr=False)
     """Wall clock in epoch seconds: timestamps, windows and idempotency expiry follow it."""

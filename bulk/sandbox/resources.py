@@ -15,21 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bulk.schema import (
-    CONTACT,
-    CUSTOMER,
-    ONBOARDING,
-    SCHEMAS,
-    ObjectSchema,
-    derive_slug,
-    epoch_ms,
-    format_epoch_ms,
-    parse_timestamp,
-)
+from bulk.schema import SCHEMAS, ObjectSchema
 
+from .newer import extra_fields, newer_enum_defaults, newer_schemas
 from .problems import conflict, invalid, not_found
+from .slugs import derive_slug
 from .store import Record, Store, encode
-from .validation import clean_body, clean_value, empty_value
+from .timestamps import format_ms, parse_iso, to_ms
+from .validation import clean_body, clean_value, documented, empty_value
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -68,9 +61,12 @@ def _base36(number: int, width: int) -> str:
 class Resources:
     """Every object operation of the API over one store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, extra_fields: bool = False) -> None:
         self.store = store
         self.ids = IdFactory()
+        self.extra_fields = extra_fields
+        """Behave like a newer API version (see `newer`)."""
+        self.schemas = documented(newer_schemas() if extra_fields else SCHEMAS)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -88,7 +84,7 @@ class Resources:
         """A list envelope (JSON text) for one page of `object_name`, newest first."""
         limit = _page_size(query.get("limit"))
         older_than = _cursor(query.get("cursor"))
-        filters = self._list_filters(caller, SCHEMAS[object_name], query)
+        filters = self._list_filters(caller, self.schemas[object_name], query)
         if customer_reference is not None:
             filters["customer_id"] = self._live(caller, "customer", customer_reference).id
         rows = self.store.page(
@@ -100,7 +96,7 @@ class Resources:
         )
         has_more = len(rows) > limit
         page = rows[:limit]
-        next_cursor = encode(format_epoch_ms(page[-1][1])) if has_more else "null"
+        next_cursor = encode(format_ms(page[-1][1])) if has_more else "null"
         data = ",".join(body for body, _ in page)
         return (
             f'{{"object":"list","data":[{data}],'
@@ -118,13 +114,15 @@ class Resources:
                 customer = self.store.find(caller.workspace, "customer", query[name])
                 filters[name] = customer.id if customer else query[name]
             else:
+                # *(decision)* a filter value outside the enum is 400 invalid_enum_value.
                 filters[name] = clean_value(schema.field(name), query[name])
         return filters
 
     # -- creates -----------------------------------------------------------------------------
 
     def create_customer(self, caller: Caller, body: object, now_ms: int) -> Record:
-        fields = clean_body(CUSTOMER, body, creating=True)
+        schema = self.schemas["customer"]
+        fields = clean_body(schema, body, creating=True)
         if "slug" not in fields or fields["slug"] is None:
             fields["slug"] = derive_slug(fields["name"])
             if not fields["slug"]:
@@ -134,24 +132,26 @@ class Resources:
                     "A slug cannot be derived from this name; pass a slug.",
                 )
         self._ensure_slug_free(caller, fields["slug"], None)
-        return self._create(caller, CUSTOMER, fields, now_ms, customer_id=None)
+        return self._create(caller, schema, fields, now_ms, customer_id=None)
 
     def create_contact(
         self, caller: Caller, customer_reference: str, body: object, now_ms: int
     ) -> Record:
         customer = self._live(caller, "customer", customer_reference)
-        fields = clean_body(CONTACT, body, creating=True)
+        schema = self.schemas["contact"]
+        fields = clean_body(schema, body, creating=True)
         self._ensure_email_free(customer.id, fields["email"], None)
-        record = self._create(caller, CONTACT, fields, now_ms, customer_id=customer.id)
+        record = self._create(caller, schema, fields, now_ms, customer_id=customer.id)
         if record.body["is_primary"]:
             self._demote_other_primaries(record, now_ms)
         return record
 
     def create_onboarding(self, caller: Caller, body: object, now_ms: int) -> Record:
-        fields = clean_body(ONBOARDING, body, creating=True)
+        schema = self.schemas["onboarding"]
+        fields = clean_body(schema, body, creating=True)
         customer = self._live(caller, "customer", fields.pop("customer_id"))
-        _stamp_onboarding(fields, None, now_ms)
-        return self._create(caller, ONBOARDING, fields, now_ms, customer_id=customer.id)
+        _stamp_onboarding(schema, fields, None, now_ms)
+        return self._create(caller, schema, fields, now_ms, customer_id=customer.id)
 
     def _create(
         self,
@@ -164,7 +164,9 @@ class Resources:
     ) -> Record:
         record_id = self.ids.new(now_ms)
         display_id = self.store.next_display_id(caller.workspace, schema.object)
-        timestamp = format_epoch_ms(now_ms)
+        timestamp = format_ms(now_ms)
+        if self.extra_fields:
+            fields = {**fields, **newer_enum_defaults(schema.object, fields)}
         body: dict[str, Any] = {"object": schema.object, "id": record_id, "display_id": display_id}
         for field in schema.fields:
             if field.name == "customer_id":
@@ -173,6 +175,8 @@ class Resources:
                 body["livemode"] = caller.livemode
             else:
                 body[field.name] = fields.get(field.name, empty_value(field))
+        if self.extra_fields:
+            body.update(extra_fields(schema.object, record_id, display_id))
         body["created_at"] = timestamp
         body["updated_at"] = timestamp
         record = Record(
@@ -195,7 +199,7 @@ class Resources:
         self, caller: Caller, object_name: str, reference: str, body: object, now_ms: int
     ) -> Record:
         record = self._live(caller, object_name, reference)
-        fields = clean_body(SCHEMAS[object_name], body, creating=False)
+        fields = clean_body(self.schemas[object_name], body, creating=False)
         if object_name == "customer" and fields.get("slug"):
             self._ensure_slug_free(caller, fields["slug"], record.id)
         if object_name == "customer" and "slug" in fields and not fields["slug"]:
@@ -204,8 +208,8 @@ class Resources:
             assert record.customer_id is not None
             self._ensure_email_free(record.customer_id, fields["email"], record.id)
         if object_name == "onboarding":
-            _stamp_onboarding(fields, record.body, now_ms)
-        record.replace_body({**record.body, **fields, "updated_at": format_epoch_ms(now_ms)})
+            _stamp_onboarding(self.schemas["onboarding"], fields, record.body, now_ms)
+        record.replace_body({**record.body, **fields, "updated_at": format_ms(now_ms)})
         self.store.update(record)
         if object_name == "contact" and fields.get("is_primary"):
             self._demote_other_primaries(record, now_ms)
@@ -252,13 +256,13 @@ class Resources:
         for contact in self.store.live_contacts(primary.customer_id):
             if contact.id != primary.id and contact.body["is_primary"]:
                 contact.replace_body(
-                    {**contact.body, "is_primary": False, "updated_at": format_epoch_ms(now_ms)}
+                    {**contact.body, "is_primary": False, "updated_at": format_ms(now_ms)}
                 )
                 self.store.update(contact)
 
 
 def _stamp_onboarding(
-    fields: dict[str, Any], current: Mapping[str, Any] | None, now_ms: int
+    schema: ObjectSchema, fields: dict[str, Any], current: Mapping[str, Any] | None, now_ms: int
 ) -> None:
     """Set `started_at` once the phase leaves the first one; `completed_at` while completed.
 
@@ -266,10 +270,11 @@ def _stamp_onboarding(
     """
     if "phase" not in fields and current is not None:
         return
-    phase = fields.get("phase") or ONBOARDING.field("phase").default
-    now = format_epoch_ms(now_ms)
+    first_phase = schema.field("phase").default
+    phase = fields.get("phase") or first_phase
+    now = format_ms(now_ms)
     started = current.get("started_at") if current else None
-    if started is None and phase != ONBOARDING.field("phase").default:
+    if started is None and phase != first_phase:
         fields["started_at"] = now
     was_completed = current is not None and current.get("phase") == "completed"
     if phase == "completed" and not was_completed:
@@ -284,6 +289,8 @@ def _page_size(text: str | None) -> int:
     try:
         size = int(text)
     except ValueError:
+        # *(decision)* the page names too_big/too_small only; a limit that is no integer
+        # at all is invalid_type.
         raise invalid("limit", "invalid_type", "limit must be an integer.") from None
     if size < 1:
         raise invalid("limit", "too_small", "limit must be at least 1.")
@@ -296,7 +303,7 @@ def _cursor(text: str | None) -> int | None:
     if text is None:
         return None
     try:
-        return epoch_ms(parse_timestamp(text, assume_utc=True))
+        return to_ms(parse_iso(text, zone_required=False))
     except ValueError:
         raise invalid(
             "cursor", "invalid_string", "cursor must be an ISO 8601 timestamp (a next_cursor)."
