@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json as jsonlib
 import logging
+import math
 import random
 import time
 import uuid
@@ -32,6 +33,7 @@ from typing import Any, Self
 import aiohttp
 
 from bulk._version import __version__
+from bulk.api.estimate import Pace
 from bulk.api.ratelimit import RateGovernor
 from bulk.api.retry import RetryPolicy, parse_retry_after, wait_before_retry
 from bulk.errors import (
@@ -56,6 +58,8 @@ DEFAULT_RETRY = RetryPolicy()
 MAX_MESSAGE_CHARS = 300
 """An error body that is not the API's envelope (a proxy's HTML page) is quoted this far."""
 JSON_CONTENT_TYPE = "application/json"
+WAIT_SHOWN_FROM_S = 1.0
+"""A rate-limit wait shorter than this is pacing, not worth a word on the progress bar."""
 
 
 def encode_body(document: Any) -> bytes:
@@ -118,12 +122,36 @@ class PivotalClient:
         self._session: aiohttp.ClientSession | None = None
         self._governor: RateGovernor | None = None
         self._slots: asyncio.Semaphore | None = None
+        self.latency_s: float | None = None
+        """A moving average of round trips (send to answer read), once one was measured."""
 
     def __repr__(self) -> str:
         return (
             f"PivotalClient(base_url={self.base_url!r}, api_key={_mask(self._api_key)!r}, "
             f"concurrency={self.concurrency})"
         )
+
+    def pace(self) -> Pace:
+        """What the governor knows now, for an estimate of how long requests will take."""
+        governor = self.governor
+        in_window, oldest_leaves_in_s = governor.counted()
+        return Pace(
+            limit=governor.limit,
+            window_s=governor.window_s,
+            latency_s=self.latency_s or 0.0,
+            concurrency=self.concurrency,
+            in_window=in_window,
+            reset_in_s=oldest_leaves_in_s or 0.0,
+        )
+
+    def waiting_status(self) -> str | None:
+        """`waiting for the rate limit, 45 s` while the governor holds requests back."""
+        if self._governor is None:
+            return None
+        wait_s = self._governor.waiting_s()
+        if wait_s < WAIT_SHOWN_FROM_S:
+            return None
+        return f"waiting for the rate limit, {math.ceil(wait_s)} s"
 
     @property
     def governor(self) -> RateGovernor:
@@ -241,8 +269,13 @@ class PivotalClient:
                     self.stats.requests += 1  # it left; whether it arrived is unknown
                 raise translate_exception(error, method, url, self.timeout_s) from error
             self.stats.requests += 1
+            self._measured(self._clock() - sent_at)
             governor.observe(response.headers, sent_at)
         return self._interpret(f"{method} {url}", response.status, response.headers, raw, attempts)
+
+    def _measured(self, round_trip_s: float) -> None:
+        previous = self.latency_s
+        self.latency_s = round_trip_s if previous is None else 0.8 * previous + 0.2 * round_trip_s
 
     def _interpret(
         self, where: str, status: int, headers: Mapping[str, str], raw: bytes, attempts: int

@@ -15,8 +15,6 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from bulk.api.ratelimit import WINDOW_MARGIN_S
-
 
 @dataclass(frozen=True)
 class Pace:
@@ -25,6 +23,7 @@ class Pace:
     limit: int | None
     """Requests per window; None for a server that does not limit."""
     window_s: float
+    """The window the governor keeps to (measured, with its margin)."""
     latency_s: float
     """One round trip, plus the client's own work per request."""
     concurrency: int
@@ -41,7 +40,7 @@ def estimate_seconds(requests: int, pace: Pace) -> float:
     slots = max(pace.concurrency, 1)
     if pace.limit is None:
         return math.ceil(requests / slots) * pace.latency_s
-    window_s = pace.window_s + WINDOW_MARGIN_S
+    window_s = pace.window_s
     recent: deque[float] = deque(_earlier_sends(pace, window_s), maxlen=pace.limit)
     free_at = [0.0] * slots
     finished = 0.0

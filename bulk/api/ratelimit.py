@@ -106,6 +106,21 @@ class RateGovernor:
     def paused_until(self) -> float:
         return self._paused_until
 
+    def waiting_s(self) -> float:
+        """Seconds a request asking now would wait for the window or a pause (0: none)."""
+        return self._wait_s(self._clock())
+
+    def counted(self) -> tuple[int, float | None]:
+        """Requests the window holds now (ours and the server's others), and in how many
+        seconds the oldest of them leaves (None when it holds none)."""
+        now = self._clock()
+        self._forget(now)
+        first_alive = bisect.bisect_right(self._sent, now - self._window_s)
+        expiries = [sent + self._window_s for sent in self._sent[first_alive:]] + self._phantoms
+        if not expiries:
+            return 0, None
+        return len(expiries), min(expiries) - now
+
     async def acquire(self) -> None:
         """Wait until one more request fits in the window (and under the ceiling); count it sent."""
         async with self._turn:
