@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import signal
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -16,7 +17,14 @@ from aiohttp.test_utils import TestServer
 
 from bulk.api.client import PivotalClient
 from bulk.api.retry import RetryPolicy
-from bulk.errors import ApiStatusError, AuthenticationError, NoResponseError, ServerError
+from bulk.errors import (
+    ApiStatusError,
+    AuthenticationError,
+    NoResponseError,
+    RequestAbandoned,
+    ServerError,
+)
+from bulk.interrupts import StopRequest
 from bulk.sandbox import Sandbox, SandboxConfig, running_sandbox
 
 KEY = "pivotal_acme"
@@ -286,3 +294,40 @@ async def test_a_timeout_is_no_response(flaky_proxy: TestServer) -> None:
         with pytest.raises(NoResponseError) as raised:
             await client.request("GET", "slow")
     assert "no answer within 0.1 s" in str(raised.value) and raised.value.attempts == 2
+
+
+async def test_a_stop_drops_requests_waiting_for_the_rate_window_and_lets_none_leave() -> None:
+    config = SandboxConfig(rate_limit=3, test_rate_limit=0, window_s=30)
+    stop = StopRequest(announce=lambda _: None)
+    async with (
+        running_sandbox(config) as sandbox,
+        PivotalClient(sandbox.base_url, "pivotal_acme", stop=stop) as client,
+    ):
+        for _ in range(3):
+            await client.me()
+        waiting = [asyncio.create_task(client.me()) for _ in range(4)]
+        await asyncio.sleep(0.2)
+        assert not any(task.done() for task in waiting)
+        started = time.monotonic()
+        stop.set(signal.SIGTERM)
+        results = await asyncio.gather(*waiting, return_exceptions=True)
+        assert time.monotonic() - started < 1.0
+    assert all(isinstance(result, RequestAbandoned) for result in results)
+    assert not any(result.sent for result in results if isinstance(result, RequestAbandoned))
+    assert client.stats.requests == 3
+
+
+async def test_a_stop_drops_a_request_waiting_to_retry_and_says_it_was_sent() -> None:
+    config = SandboxConfig(rate_limit=0, test_rate_limit=0, fault_rate=1.0, fault_seed=1)
+    stop = StopRequest(announce=lambda _: None)
+    async with (
+        running_sandbox(config) as sandbox,
+        PivotalClient(sandbox.base_url, "pivotal_acme", stop=stop) as client,
+    ):
+        request = asyncio.create_task(client.request("GET", "customers"))
+        while client.stats.requests < 2:  # it is now backing off before a third attempt
+            await asyncio.sleep(0.01)
+        stop.set()
+        with pytest.raises(RequestAbandoned) as abandoned:
+            await asyncio.wait_for(request, 2)
+    assert abandoned.value.sent

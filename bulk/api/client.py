@@ -25,10 +25,11 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import aiohttp
 
@@ -43,15 +44,18 @@ from bulk.errors import (
     BulkError,
     NoResponseError,
     RateLimitedError,
+    RequestAbandoned,
     ServerError,
     UsageError,
 )
+from bulk.interrupts import StopRequest
 from bulk.settings import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_S
 
 _log = logging.getLogger(__name__)
 """Retries at debug level: method, path and the error, which never holds the key."""
 
 Clock = Callable[[], float]
+T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 
 DEFAULT_RETRY = RetryPolicy()
@@ -103,6 +107,7 @@ class PivotalClient:
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.time,
         rng: random.Random | None = None,
+        stop: StopRequest | None = None,
     ) -> None:
         if concurrency < 1:
             raise UsageError(f"--concurrency must be at least 1, not {concurrency}.")
@@ -122,6 +127,8 @@ class PivotalClient:
         self._session: aiohttp.ClientSession | None = None
         self._governor: RateGovernor | None = None
         self._slots: asyncio.Semaphore | None = None
+        self.stop = stop
+        """Once set, requests still waiting for a slot, the window or a retry are dropped."""
         self.latency_s: float | None = None
         """A moving average of round trips (send to answer read), once one was measured."""
 
@@ -222,6 +229,8 @@ class PivotalClient:
                 self.stats.retries += 1
             try:
                 return await self._attempt(method, url, body, params, headers, attempts)
+            except RequestAbandoned:
+                raise
             except ApiError as error:
                 if isinstance(error, RateLimitedError):
                     refusals += 1
@@ -234,7 +243,7 @@ class PivotalClient:
                     error.attempts = attempts
                     raise
                 _log.debug("%s %s: %s; retrying in %.2f s", method, path, error, wait)
-                await self._wait(error, wait)
+                await self._unless_stopped(self._wait(error, wait), sent=True)
 
     async def _wait(self, error: ApiError, wait_s: float) -> None:
         """A 429 is about the key, so every worker pauses; other failures wait on their own."""
@@ -254,8 +263,9 @@ class PivotalClient:
     ) -> ApiResponse:
         """One send: a concurrency slot, the governor's go-ahead, then the HTTP exchange."""
         session, governor, slots = self._open()
-        async with slots:
-            await governor.acquire()
+        await self._unless_stopped(slots.acquire(), sent=attempts > 1)
+        try:
+            await self._unless_stopped(governor.acquire(), sent=attempts > 1)
             sent_at = self._clock()
             try:
                 # No redirects: aiohttp would turn a redirected POST into a GET. A 3xx is
@@ -271,7 +281,33 @@ class PivotalClient:
             self.stats.requests += 1
             self._measured(self._clock() - sent_at)
             governor.observe(response.headers, sent_at)
+        finally:
+            slots.release()
         return self._interpret(f"{method} {url}", response.status, response.headers, raw, attempts)
+
+    async def _unless_stopped(self, waiting: Awaitable[T], *, sent: bool) -> T:
+        """Wait for `waiting`, unless a stop comes first: then raise `RequestAbandoned`.
+
+        What is waited for here (a concurrency slot, the rate window, a retry's backoff) comes
+        before a send: dropping it sends nothing. `sent` says whether an earlier attempt left.
+        """
+        if self.stop is None:
+            return await waiting
+        if self.stop.is_set():
+            _close(waiting)
+            raise RequestAbandoned(sent)
+        wanted = asyncio.ensure_future(waiting)
+        stopped = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait((wanted, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if wanted.done():
+            return wanted.result()
+        wanted.cancel()
+        with suppress(asyncio.CancelledError):
+            await wanted
+        raise RequestAbandoned(sent)
 
     def _measured(self, round_trip_s: float) -> None:
         previous = self.latency_s
@@ -452,3 +488,9 @@ def _mask(api_key: str) -> str:
         if api_key.startswith(prefix):
             return prefix + "…"
     return "…"
+
+
+def _close(waiting: Awaitable[Any]) -> None:
+    """Close a coroutine that will not be awaited (no 'never awaited' warning)."""
+    if asyncio.iscoroutine(waiting):
+        waiting.close()

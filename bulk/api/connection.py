@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from bulk.api.client import PivotalClient
 from bulk.errors import SandboxError, UsageError
+from bulk.interrupts import StopRequest
 from bulk.sandbox import EXAMPLE_KEY, SandboxConfig, start_sandbox
 from bulk.settings import ConnectionSettings
 
@@ -16,8 +17,14 @@ EMBEDDED_RATE_LIMIT = 600
 
 
 @asynccontextmanager
-async def open_client(settings: ConnectionSettings) -> AsyncIterator[PivotalClient]:
-    """A client for the configured API; with `sandbox`, start the embedded one first."""
+async def open_client(
+    settings: ConnectionSettings, stop: StopRequest | None = None
+) -> AsyncIterator[PivotalClient]:
+    """A client for the configured API; with `sandbox`, start the embedded one first.
+
+    With `stop`, requests still waiting (for a slot, the rate window or a retry) once it is set
+    raise `RequestAbandoned` instead of being sent.
+    """
     async with AsyncExitStack() as stack:
         base_url, api_key = settings.base_url, settings.api_key
         if settings.sandbox:
@@ -35,6 +42,7 @@ async def open_client(settings: ConnectionSettings) -> AsyncIterator[PivotalClie
                 concurrency=settings.concurrency,
                 rate_limit=settings.rate_limit,
                 timeout_s=settings.timeout_s,
+                stop=stop,
             )
         )
 
