@@ -238,6 +238,13 @@ def main() -> None:
     help="Delay added to every API request.",
 )
 @click.option(
+    "--latency-jitter-ms",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Up to this much more delay, drawn anew for each request.",
+)
+@click.option(
     "--fault-rate",
     default=0.0,
     show_default=True,

@@ -37,6 +37,7 @@ def test_help_lists_the_options() -> None:
         "--test-rate-limit",
         "--rate-window",
         "--latency-ms",
+        "--latency-jitter-ms",
         "--fault-rate",
         "--fault-seed",
         "--revoke-key",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from helpers import Answer, api, assert_error, create, listed
+from helpers import LIVE_KEY, Answer, api, assert_error, create, listed
 
 from bulk.sandbox import Sandbox, SandboxConfig, running_sandbox
 
@@ -191,3 +192,20 @@ async def test_data_survives_a_restart_on_the_same_file(
         )
         globex = await create(http, second, "/customers", {"name": "Globex"})
         assert (globex["slug"], globex["display_id"]) == ("globex", 5)
+
+
+async def test_latency_jitters_between_the_latency_and_the_latency_plus_jitter(
+    http: aiohttp.ClientSession,
+) -> None:
+    config = SandboxConfig(rate_limit=0, latency_ms=20, latency_jitter_ms=30, fault_seed=7)
+    async with running_sandbox(config) as sandbox:
+        took = []
+        for _ in range(20):
+            started = time.monotonic()
+            async with http.get(
+                f"{sandbox.base_url}/me", headers={"Authorization": f"Bearer {LIVE_KEY}"}
+            ) as response:
+                assert response.status == 200
+            took.append(time.monotonic() - started)
+    assert min(took) >= 0.020
+    assert max(took) - min(took) > 0.005  # drawn anew for each request, not one fixed delay

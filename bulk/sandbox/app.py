@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import random
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -88,6 +89,7 @@ class SandboxApp:
         self.resources = Resources(store, extra_fields=config.extra_fields)
         self.limiter = SlidingWindowLimiter(config.window_s)
         self.faults = FaultInjector(config.fault_rate, config.fault_seed)
+        self._jitter = random.Random(config.fault_seed)
         self.revoked_keys = set(config.revoked_keys)
         self.stats = SandboxStats()
         self._in_flight: set[tuple[str, str, str]] = set()
@@ -212,8 +214,11 @@ class SandboxApp:
                 )
             self._in_flight.add(claim)
         try:
-            if self.config.latency_ms:
-                await asyncio.sleep(self.config.latency_ms / 1000)
+            delay_ms = self.config.latency_ms
+            if self.config.latency_jitter_ms:
+                delay_ms += self._jitter.uniform(0, self.config.latency_jitter_ms)
+            if delay_ms:
+                await asyncio.sleep(delay_ms / 1000)
             fault = self.faults.draw()
             if fault.before_work:
                 return self._fail(request, fault, headers)

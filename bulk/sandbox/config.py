@@ -32,6 +32,8 @@ class SandboxConfig:
     window_s: float = RATE_WINDOW_S
     latency_ms: float = 0.0
     """Added to every authenticated request, while it holds its idempotency key."""
+    latency_jitter_ms: float = 0.0
+    """Up to this much more, drawn anew for each request (a network whose latency varies)."""
     fault_rate: float = 0.0
     fault_seed: int | None = None
     revoked_keys: frozenset[str] = field(default=frozenset(), repr=False)
