@@ -151,12 +151,54 @@ async def test_server_counting_more_than_us_adds_phantoms(
     assert await send(governor, fake) == T0 + 10.0  # then our own first request leaves
 
 
-async def test_remaining_zero_pauses_until_reset(governor: RateGovernor, fake: FakeTime) -> None:
+async def test_remaining_zero_holds_until_reset_when_others_fill_the_window(
+    governor: RateGovernor, fake: FakeTime
+) -> None:
     await learn(governor, fake, limit=10, window=10.0)
     sent_at = await send(governor, fake)
     governor.observe(headers(10, 0, T0 + 6.0), sent_at)
-    assert governor.paused_until == T0 + 6.0
-    assert await send(governor, fake) == T0 + 6.0
+    assert await send(governor, fake) == T0 + 6.0  # the oldest of the others leaves at Reset
+
+
+async def test_remaining_zero_on_our_own_full_window_waits_for_our_oldest_not_a_whole_second(
+    governor: RateGovernor, fake: FakeTime
+) -> None:
+    fake.now = T0 + 0.3
+    await learn(governor, fake, limit=3, window=10.0)  # our first request leaves at T0 + 10.3
+    await send(governor, fake)
+    sent_at = await send(governor, fake)
+    governor.observe(headers(3, 0, T0 + 11.0), sent_at)  # Reset is the same, rounded up
+    assert governor.paused_until == 0.0
+    assert await send(governor, fake) == pytest.approx(T0 + 10.3)
+
+
+async def test_the_documented_window_plus_a_round_trip_is_taken_when_the_bounds_allow_it(
+    governor: RateGovernor, fake: FakeTime
+) -> None:
+    fake.now = T0 + 0.2
+    sent_at = await send(governor, fake)
+    fake.now += 0.05  # the answer came 50 ms later
+    governor.observe(headers(60, 59, T0 + 61.0), sent_at)  # 59.8 s < window + latency <= 60.8 s
+    assert governor.window_s == pytest.approx(60.05 + WINDOW_MARGIN_S)
+
+
+async def test_every_response_narrows_the_window_not_only_a_lone_one(
+    governor: RateGovernor, fake: FakeTime
+) -> None:
+    """A 5 s window: the server's oldest is our `used`-th most recent request."""
+    sends = []
+    for offset in (0.1, 0.4, 0.7, 0.95):
+        fake.now = T0 + offset
+        sends.append(await send(governor, fake))
+    governor.observe(headers(10, 9, T0 + 6.0), sends[0])  # lone: (5.1, 5.9]
+    assert governor.window_s == pytest.approx(5.9 + WINDOW_MARGIN_S)
+    fake.now = T0 + 1.0
+    governor.observe(headers(10, 6, T0 + 6.0), sends[3])  # 4 counted, oldest sent at 0.1
+    assert governor.window_s == pytest.approx(5.9 + WINDOW_MARGIN_S)
+    fake.now = T0 + 5.5  # the first two have left; the oldest counted is the one sent at 0.7
+    last = await send(governor, fake)
+    governor.observe(headers(10, 7, T0 + 6.0), last)  # (4.3, 5.3]: the tightest upper yet
+    assert governor.window_s == pytest.approx(5.3 + WINDOW_MARGIN_S)
 
 
 async def test_pause_until_holds_every_waiter(governor: RateGovernor, fake: FakeTime) -> None:

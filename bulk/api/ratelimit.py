@@ -8,19 +8,20 @@ times that mirrors the server's window, and letting the headers correct it:
 
 - `X-RateLimit-Limit` sets the size of the log (60 until a response says otherwise; no header at
   all means the server does not limit, and only the user's ceiling applies).
-- The window length is 60 s per the docs, then measured: on a response whose `Remaining` says the
-  server holds only that request, `Reset` (when it leaves, rounded up to whole seconds) minus our
-  send time is the window *plus* the latency, plus up to 1 s of rounding. Our log needs exactly
-  "window + latency" so that it releases each entry no earlier than the server does. Each such
-  response bounds it: at most `Reset - sent`, more than `Reset - 1 - sent`. We keep the tightest
-  upper bound (a send right after a pause that ended on a whole second would otherwise cost a
-  full second per window) but never go below the highest lower bound, and add a small margin
-  for latency that varies.
+- The window length is 60 s per the docs, then measured. Each response bounds "window +
+  latency": `Reset` is when the oldest request the server counts leaves (rounded up to whole
+  seconds), and with nobody else on the key that request is the `used`-th most recent of ours,
+  so `Reset` minus its send time is at most the window plus its latency, more than that minus
+  1 s. We keep the tightest bounds; inside them we take the documented 60 s plus the slowest
+  round trip seen (a request reaches the server within one round trip), else the upper bound,
+  and add a small margin for latency that varies.
 - When `Remaining` shows the server counts more requests than our log (another client on the key,
   or a run killed a moment ago), the difference becomes phantom entries. One expires at `Reset`;
   the others when a request sent now would, because `Reset` only tells when the *oldest* leaves
   and releasing them all at once would send a burst straight into 429s.
-- `Remaining: 0` and a 429's `Retry-After` pause every waiter until the given time. A refused
+- A 429's `Retry-After` pauses every waiter until the given time. `Remaining: 0` needs no pause
+  of its own: the log (with its phantoms) is full then and frees its first slot when the oldest
+  entry leaves, exactly, where the whole-second `Reset` could cost up to a second. A refused
   request (its response carries `Retry-After`) is taken back out of our log.
 
 An explicit user ceiling (`--rate-limit N`/min) is an `AsyncLimiter(1, 60 / N)`: one token every
@@ -89,6 +90,8 @@ class RateGovernor:
         self._phantoms: list[float] = []
         """Expiry times of requests the server counts and we did not send, sorted."""
         self._paused_until = 0.0
+        self._max_round_trip_s = 0.0
+        """The slowest answer seen: how late at most a request reaches the server."""
         self._turn = asyncio.Lock()
         """Waiters take turns (FIFO), so spacing and the log's bookkeeping stay simple."""
 
@@ -149,6 +152,7 @@ class RateGovernor:
         self._limited = True
         self._limit = limit
         now = self._clock()
+        self._max_round_trip_s = max(self._max_round_trip_s, now - sent_at)
         remaining = _int(fields.get("x-ratelimit-remaining"))
         reset = _float(fields.get("x-ratelimit-reset"))
         if remaining is None or reset is None or abs(reset - now) >= MAX_WINDOW_S:
@@ -156,12 +160,13 @@ class RateGovernor:
         used = max(limit - remaining, 0)
         if "retry-after" in fields:
             self._forget_refused(sent_at)
-        elif used == 1:
-            self._learn_window(reset, sent_at)
-            self._phantoms.clear()  # the server holds only this request: nobody else is there
+        else:
+            if used == 1:
+                self._phantoms.clear()  # the server holds only this request: nobody else is there
+            oldest = self._oldest_counted(used, sent_at)
+            if oldest is not None:
+                self._learn_window(reset, oldest)
         self._add_phantoms(used, sent_at, reset, now)
-        if remaining == 0:
-            self.pause_until(reset)
 
     def pause_until(self, epoch_s: float) -> None:
         """Hold every waiter until `epoch_s` (a 429's Retry-After, or a full window's Reset)."""
@@ -208,8 +213,23 @@ class RateGovernor:
         if index >= 0:
             del self._sent[index]
 
+    def _oldest_counted(self, used: int, sent_at: float) -> float | None:
+        """When we sent the oldest request the server counted on answering ours, if we know.
+
+        With nobody else on the key, the server's window holds our last `used` requests up to
+        this one, and `Reset` is when the oldest of them leaves. Every response then bounds the
+        window, not only one the server held alone: their send times fall on every fraction of
+        a second, so the whole-second rounding of `Reset` averages out within a few responses.
+        With others on the key (phantom entries) that request is not ours: learn nothing.
+        """
+        if self._phantoms or used < 1:
+            return None
+        ours = bisect.bisect_right(self._sent, sent_at)
+        return self._sent[ours - used] if used <= ours else None
+
     def _learn_window(self, reset: float, sent_at: float) -> None:
-        """Narrow the window from a request the server held alone: it left in (reset - 1, reset]."""
+        """Narrow the window from the oldest request the server counted, sent at `sent_at`:
+        it leaves in (reset - 1, reset]."""
         upper = reset - sent_at
         if upper <= 0:
             return  # a clock far ahead of the server's; keep what we have
@@ -218,7 +238,17 @@ class RateGovernor:
             lower = max(lower, self._window_bounds[0])
             upper = min(upper, self._window_bounds[1])
         self._window_bounds = (lower, upper)
-        self._window_s = max(lower, upper) + WINDOW_MARGIN_S
+        self._window_s = self._likeliest_window(lower, upper) + WINDOW_MARGIN_S
+
+    def _likeliest_window(self, lower: float, upper: float) -> float:
+        """Window + latency: the documented 60 s plus the slowest round trip, if the bounds
+        allow it (a request reaches the server within one round trip), else the upper bound.
+
+        The bounds alone narrow slowly while requests bunch at the start of a window (they all
+        see the same oldest request), and `Reset`'s whole seconds leave up to 1 s of slack.
+        """
+        documented = DEFAULT_WINDOW_S + self._max_round_trip_s
+        return documented if lower < documented <= upper else max(lower, upper)
 
     def _add_phantoms(self, used: int, sent_at: float, reset: float, now: float) -> None:
         """Make the log count at least what the server counted when this request arrived.
