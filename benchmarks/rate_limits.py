@@ -10,11 +10,11 @@ sending, files) against a sandbox in its own process whose latency jitters. Run 
 
 - `window`: the ratio of the sliding-window optimum (a full window's worth as fast as the
   concurrency allows, then each request the moment an old one leaves; the mean latency) to the
-  process's wall time, and the 429s. Target ≥ 0.98 with 0 × 429.
+  process's wall time, and the 429s. Target ≥ 0.98 with 0 x 429.
 - `shared`: a second client sends one request every `window / (limit / 4)` s on the same key for
   the whole run. Printed: the run's 429s, the share of the other client's requests refused, and
   the run's throughput against what the limit minus the other client and the headroom leaves.
-  Targets: ≤ 3 × 429, throughput ≥ 0.9 of that.
+  Targets: ≤ 3 x 429, throughput ≥ 0.9 of that.
 - `unthrottled`: limits off, 8 in flight; a bare aiohttp loop posting the same bodies (customers,
   then contacts under them) against the whole `bulk import`. Target ≥ 0.8 of the bare loop.
 - `estimate`: `--dry-run` then the real run at 60/min and 600/min; the ETA against the real wall
@@ -27,11 +27,11 @@ import argparse
 import asyncio
 import csv
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,10 +176,8 @@ async def other_client(
                 await response.read()
                 sent += 1
                 refused += response.status == 429
-            try:
+            with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval_s)
-            except TimeoutError:
-                pass
     return sent, refused
 
 
