@@ -260,6 +260,8 @@ class Reachability:
         self.streak = 0
         """Rows in a row that exhausted their retries."""
         self._probing = asyncio.Lock()
+        self._verdict: ApiUnreachableError | None = None
+        """Once a probe went unanswered, every worker stops with the same error."""
 
     def answered(self) -> None:
         self.streak = 0
@@ -270,16 +272,19 @@ class Reachability:
         if self.streak < self.threshold:
             return
         async with self._probing:
+            if self._verdict is not None:
+                raise self._verdict
             if self.streak < self.threshold:
                 return  # another worker's probe got an answer meanwhile
             try:
                 await self.client.me()
             except (NoResponseError, ServerError) as probe:
-                raise ApiUnreachableError(
+                self._verdict = ApiUnreachableError(
                     f"The API is unreachable: {self.streak} requests in a row got no answer "
                     f"through all their attempts (the last: {as_sentence(error)}) and GET /me "
                     "got none either."
-                ) from probe
+                )
+                raise self._verdict from probe
             self.streak = 0
 
 
