@@ -539,9 +539,7 @@ class PassRunner:
         except ApiStatusError as error:
             self.reachability.answered()
             # only a create can collide with a record we already made
-            if method == "POST" and await self.conflicts.adopt(
-                row, error, path, target, self._update
-            ):
+            if method == "POST" and await self._adopted(row, error, path, target):
                 return
             self.checkpoint.mark_failed(
                 row, "failed", error.code, error.api_message, error.attempts
@@ -564,6 +562,18 @@ class PassRunner:
                 target,
                 payload_hash(target),
             )
+
+    async def _adopted(
+        self, row: RowState, error: ApiStatusError, path: str, target: dict[str, Any]
+    ) -> bool:
+        """Adopt the record a refused create collided with. A lookup that gets no answer
+        fails the row alone (the 409 is known: nothing of ours was created; the next run's
+        create meets the same conflict and looks again)."""
+        try:
+            return await self.conflicts.adopt(row, error, path, target, self._update)
+        except (NoResponseError, ServerError) as lookup:
+            error.api_message += f"; looking up the existing record got no answer: {lookup}"
+            return False
 
 
 def _no_answer(error: ApiError) -> str:
