@@ -647,6 +647,59 @@ class Checkpoint:
         ):
             yield ResultRow(*row)
 
+    # -- import: resume and strictness (issue 8) --
+
+    def leave_run(self, run: Run) -> None:
+        """Detach `run`'s rows before planning it again: a resume plans from the source as it is
+        now. Rows the source still has rejoin the run as planning meets them; the others keep
+        run 0 ("in no run's source"), so the run never sends them, and they are counted as not
+        in the source. The run is unplanned in the same transaction, so a kill mid-plan plans
+        again."""
+        with self.transaction():
+            self._db.execute("UPDATE runs SET planned = 0 WHERE id = ?", (run.id,))
+            self._db.execute("UPDATE rows SET run = 0 WHERE run = ?", (run.id,))
+
+    def retry_unanswered(self, run: Run) -> int:
+        """Failed rows of `run` whose request never got an answer go back in flight, so this
+        run sends exactly that request again (a resume that skips planning); how many."""
+        cursor = self._db.execute(
+            "UPDATE rows SET state = 'in_flight', updated_at = ? "
+            "WHERE run = ? AND state = 'failed' AND request_method IS NOT NULL",
+            (now_text(), run.id),
+        )
+        return cursor.rowcount
+
+    def release_unsent(self, row: RowState) -> None:
+        """A request dropped before it ever left (a stop while it waited for a slot): the row is
+        pending again, as if it had never been marked in flight."""
+        self._db.execute(
+            "UPDATE rows SET state = 'pending', updated_at = ?"
+            f"{_CLEAR_REQUEST} WHERE pass = ? AND key = ? AND state = 'in_flight'",
+            (now_text(), row.pass_name, row.key),
+        )
+
+    def unanswered_outside(self, run: Run, passes: Sequence[str]) -> list[RowState]:
+        """Rows of `passes` that this run's source no longer has and whose last request got no
+        answer (in flight, or failed without one): they are looked up, never sent blind."""
+        marks = ",".join("?" * len(passes))
+        return [
+            _row_state(row)
+            for row in self._db.execute(
+                f"SELECT {_ROW_COLUMNS} FROM rows WHERE run != ? AND pass IN ({marks}) "
+                "AND request_method IS NOT NULL ORDER BY line",
+                (run.id, *passes),
+            )
+        ]
+
+    def not_in_source_counts(self, run: Run) -> dict[str, int]:
+        """Per pass, the rows the checkpoint knows that this run's source does not have."""
+        return {
+            pass_name: int(count)
+            for pass_name, count in self._db.execute(
+                "SELECT pass, count(*) FROM rows WHERE run != ? GROUP BY 1", (run.id,)
+            )
+        }
+
 
 _PASS_ORDER = (
     "CASE pass "

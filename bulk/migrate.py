@@ -5,21 +5,27 @@ Ids are remapped by the import itself: the export writes each object's source `i
 source id to the id the target gave it. Both halves keep their own checkpoint in the work
 folder, so re-running the same command resumes whichever half was interrupted. It ends with a
 reconciliation of what the source had against what reached the target.
+
+One migration per work folder: the whole command holds a lock on the folder (besides the
+export's and the import's locks on their own checkpoints), taken before the first request, so
+a second `bulk migrate` on the same folder is refused at once, naming the holder.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import astuple, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from bulk.api.connection import open_client
 from bulk.display import format_table
-from bulk.errors import UsageError
+from bulk.errors import CheckpointBusyError, UsageError
 from bulk.exporting.exporter import ExportOutcome, read_manifest, run_export
 from bulk.exporting.tables import FILE_NAMES
 from bulk.importing.importer import ImportOutcome, run_import
 from bulk.importing.reports import PassCounts
+from bulk.lock import CheckpointLock
 from bulk.progress import ProgressFactory
 from bulk.settings import ConnectionSettings, ExportSettings, ImportSettings, MigrateSettings
 
@@ -67,10 +73,28 @@ async def run_migrate(
     settings: MigrateSettings, progress: ProgressFactory | None = None
 ) -> MigrateOutcome:
     """Export the source into the work folder, import it into the target, reconcile."""
-    started = time.monotonic()
-    progress = progress or ProgressFactory(quiet=True)
-    await _refuse_same_workspace(settings.source, settings.target)
     settings.workdir.mkdir(parents=True, exist_ok=True)
+    with _WorkdirLock(settings.workdir):
+        return await _migrate(settings, progress or ProgressFactory(quiet=True))
+
+
+class _WorkdirLock(CheckpointLock):
+    """The work folder's lock (`DIR/migrate.lock`); a refusal names the folder."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir / "migrate", "bulk migrate")
+        self.workdir = workdir
+
+    def acquire(self) -> None:
+        try:
+            super().acquire()
+        except CheckpointBusyError as busy:
+            raise CheckpointBusyError(self.workdir, busy.holder) from None
+
+
+async def _migrate(settings: MigrateSettings, progress: ProgressFactory) -> MigrateOutcome:
+    started = time.monotonic()
+    await _refuse_same_workspace(settings.source, settings.target)
     export_dir = settings.workdir / "export"
     exported = await run_export(
         ExportSettings(

@@ -201,7 +201,9 @@ def test_an_unusable_key_exits_3_before_any_write(threaded_sandbox: Sandbox) -> 
 
     assert result.exit_code == 3
     assert "The API refused the run" in result.stderr
-    assert "run the same command again to resume" in result.stderr
+    # SPEC: a bad key says to check --api-key / PIVOTAL_API_KEY, not to re-run
+    assert "--api-key" in result.stderr
+    assert "run the same command again" not in result.stderr
     assert "pivotal_revoked" not in result.output
     assert threaded_sandbox.stats.writes == 0
 

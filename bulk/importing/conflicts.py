@@ -5,10 +5,14 @@ unique field. When that record is the row's own — a customer whose `metadata.e
 row's `external_id`, a contact no other row of the checkpoint owns — it is adopted: the row is
 marked done as `adopted` with the record's id, then PATCHed with whatever differs from the
 source. Someone else's record fails the row with a conflict naming both.
+
+The same lookups find what an unanswered POST may have created (`find_created`), for a row
+that left the source while its request was in flight: it is looked up, never sent blind.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +21,7 @@ from bulk.api.client import PivotalClient
 from bulk.checkpoint import Checkpoint, RowState
 from bulk.errors import ApiStatusError
 from bulk.importing.rows import payload_hash
-from bulk.schema import CONTACT, CUSTOMER
+from bulk.schema import CONTACT, CUSTOMER, ONBOARDING
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class ConflictResolver:
         self.client = client
         self.checkpoint = checkpoint
         self._customers_by_slug: dict[str, dict[str, Any]] | None = None
+        self._customers_by_key: dict[str, dict[str, Any]] = {}
 
     async def adopt(
         self,
@@ -98,18 +103,57 @@ class ConflictResolver:
     async def _customer_with_slug(self, slug: str) -> dict[str, Any] | None:
         """Walk the customer list once per run (there is no slug lookup), then use the index."""
         if self._customers_by_slug is None or slug not in self._customers_by_slug:
-            self._customers_by_slug = {
-                str(customer.get("slug")): customer
-                async for customer in self.client.iterate(f"/{CUSTOMER.collection}")
-            }
+            await self._walk_customers()
+        assert self._customers_by_slug is not None
         return self._customers_by_slug.get(slug)
+
+    async def _walk_customers(self) -> None:
+        """Index every customer by slug and by `metadata.external_id`."""
+        self._customers_by_slug, self._customers_by_key = {}, {}
+        async for customer in self.client.iterate(f"/{CUSTOMER.collection}"):
+            self._customers_by_slug[str(customer.get("slug"))] = customer
+            owner = (customer.get("metadata") or {}).get("external_id")
+            if isinstance(owner, str):
+                self._customers_by_key.setdefault(owner, customer)
+
+    async def find_created(self, row: RowState) -> Adoption | None:
+        """The record an unanswered POST of `row` may have created, or None.
+
+        Looked up by the row's identity: a customer by its `metadata.external_id`; a contact
+        by email under its customer; an onboarding by name under its customer (only when one
+        onboarding has that name).
+        """
+        target = row.request_payload or row.payload
+        if row.request_method != "POST" or row.request_path is None:
+            return None
+        record: dict[str, Any] | None = None
+        if row.pass_name == CUSTOMER.collection:
+            if self._customers_by_slug is None:  # once: lookups come before any create
+                await self._walk_customers()
+            record = self._customers_by_key.get(row.key)
+        elif row.pass_name == CONTACT.collection:
+            email = str(target.get("email", "")).lower()
+            found = await self._listed(row.request_path, lambda c: _email(c) == email)
+            record = found[0] if found else None
+        elif row.pass_name == ONBOARDING.collection:
+            customer_id = _sent_field(row.request_body, "customer_id")
+            name = target.get("name")
+            path = f"/{CUSTOMER.collection}/{customer_id}/{ONBOARDING.collection}"
+            found = await self._listed(path, lambda o: o.get("name") == name)
+            record = found[0] if len(found) == 1 and customer_id is not None else None
+        return _adoption(record, target) if record is not None else None
+
+    async def _listed(
+        self, path: str, wanted: Callable[[dict[str, Any]], bool]
+    ) -> list[dict[str, Any]]:
+        return [item async for item in self.client.iterate(path) if wanted(item)]
 
     async def _adopt_contact(
         self, row: RowState, error: ApiStatusError, path: str, target: dict[str, Any]
     ) -> Adoption | None:
         email = str(target.get("email", "")).lower()
         async for contact in self.client.iterate(path):
-            if str(contact.get("email", "")).lower() != email:
+            if _email(contact) != email:
                 continue
             owner = self.checkpoint.key_of_pivotal_id(CONTACT.collection, str(contact.get("id")))
             if owner is not None and owner != row.key:
@@ -125,6 +169,19 @@ def display_id_of(body: dict[str, Any]) -> int | None:
     """A record's `display_id`, when the API gave an integer one."""
     value = body.get("display_id")
     return value if isinstance(value, int) else None
+
+
+def _email(contact: dict[str, Any]) -> str:
+    return str(contact.get("email", "")).lower()
+
+
+def _sent_field(body: bytes | None, name: str) -> Any:
+    """A field of a request body as it was sent (None when unreadable)."""
+    try:
+        document = json.loads(body or b"null")
+    except ValueError:
+        return None
+    return document.get(name) if isinstance(document, dict) else None
 
 
 def _adoption(record: dict[str, Any], target: dict[str, Any]) -> Adoption:

@@ -4,6 +4,12 @@ Exactly once: every POST carries an idempotency key derived from the row's ident
 row is marked in flight (with the exact request) in the checkpoint before the request leaves.
 An answer marks it done; no answer leaves the request recorded, so the next attempt or the next
 run re-sends it byte for byte and the API replays the first result instead of creating twice.
+
+A run never surprises its user: before anything is sent the sources' headers are read, every
+output path is checked writable and the checkpoint is locked against a second run; `--strict`
+sends nothing if any row is invalid; one `StopRequest` spans planning and sending, so a signal
+stops either at once with the summary and a resumable checkpoint; a row whose request exhausts
+its retries fails alone (see `Reachability` for when the API as a whole is unreachable).
 """
 
 from __future__ import annotations
@@ -12,18 +18,25 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from bulk.api.client import PivotalClient, encode_body
 from bulk.api.connection import open_client
+from bulk.api.estimate import Pace
 from bulk.checkpoint import Checkpoint, RowState, Run
 from bulk.errors import (
     RESUME_HINT,
+    ApiError,
     ApiStatusError,
+    ApiUnreachableError,
     AuthenticationError,
     NoResponseError,
+    NotTheApiError,
+    RequestAbandoned,
+    RunInterrupted,
     ServerError,
     as_sentence,
 )
@@ -32,6 +45,7 @@ from bulk.importing.planning import (
     OpenSource,
     PlanOptions,
     PlanOutcome,
+    StopCheck,
     fingerprint,
     open_sources,
     plan_import,
@@ -39,10 +53,18 @@ from bulk.importing.planning import (
 from bulk.importing.reports import ImportSummary, PlanSummary, write_errors_file, write_results_file
 from bulk.importing.rows import payload_hash
 from bulk.importing.sources import discover_sources
-from bulk.interrupts import stop_on_interrupt
-from bulk.progress import PassProgress, ProgressFactory
+from bulk.interrupts import StopRequest
+from bulk.lock import CheckpointLock
+from bulk.outputs import check_writable
+from bulk.progress import PassProgress, ProgressFactory, ticking
 from bulk.schema import CONTACT, CUSTOMER, ONBOARDING
 from bulk.settings import ImportSettings
+
+KEY_REMEDY = "Check --api-key or PIVOTAL_API_KEY."
+REFUSED = (AuthenticationError, NotTheApiError)
+"""The API will not take this key or URL: fixing it is the remedy, not running again."""
+UNREACHABLE = (ApiUnreachableError, NoResponseError, ServerError)
+"""No usable answer at all: running again later resumes."""
 
 
 @dataclass
@@ -67,6 +89,10 @@ class ImportOutcome:
         report: dict[str, Any] = {"summary": self.summary.to_json(), "exit_code": self.exit_code}
         if self.plan is not None:
             report["plan"] = asdict(self.plan)
+        if self.error is not None:
+            report["error"] = self.error
+        if self.warnings:
+            report["warnings"] = self.warnings
         return report
 
 
@@ -88,22 +114,29 @@ async def run_import(
 ) -> ImportOutcome:
     """Plan, then send, then report; the checkpoint makes every step resumable."""
     started = time.monotonic()
+    progress = progress or ProgressFactory(quiet=True)
     options = plan_options(settings)
     sources = open_sources(discover_sources(settings.folders, dict(settings.files)), options)
     settings = replace(settings, passes=tuple(opened.file.pass_name for opened in sources))
-    dry_run_in_memory = settings.dry_run and not settings.checkpoint.exists()
-    checkpoint = Checkpoint(":memory:" if dry_run_in_memory else settings.checkpoint)
-    try:
-        if settings.dry_run:
-            return _dry_run(checkpoint, sources, settings, options, started)
-        run = checkpoint.begin_run()
-        plan = _plan_if_needed(checkpoint, run, sources, options)
-        session = _ImportSession(checkpoint, run, settings, plan, started)
-        if settings.strict and plan.invalid:
-            return session.finish(2, f"{plan.invalid} invalid rows and --strict: nothing was sent.")
-        return await session.send_all(progress or ProgressFactory(quiet=True))
-    finally:
-        checkpoint.close()
+    in_memory = settings.dry_run and not settings.checkpoint.exists()
+    check_writable(_outputs(settings, in_memory))
+    with StopRequest(announce=progress.note) as stop, _locked(settings, in_memory):
+        checkpoint = Checkpoint(":memory:" if in_memory else settings.checkpoint)
+        try:
+            if settings.dry_run:
+                return await _dry_run(checkpoint, sources, settings, options, started, stop)
+            run = checkpoint.begin_run()
+            session = _ImportSession(checkpoint, run, settings, PlanOutcome(), started)
+            try:
+                session.plan = _plan_if_needed(checkpoint, run, sources, options, stop.check)
+            except RunInterrupted as interrupted:
+                return session.finish(interrupted.exit_code, str(interrupted))
+            if settings.strict and session.plan.invalid:
+                invalid = session.plan.invalid
+                return session.finish(2, f"{invalid} invalid rows and --strict: nothing was sent.")
+            return await session.send_all(progress, stop)
+        finally:
+            checkpoint.close()
 
 
 def plan_options(settings: ImportSettings) -> PlanOptions:
@@ -111,37 +144,148 @@ def plan_options(settings: ImportSettings) -> PlanOptions:
     return PlanOptions(settings.mapping, settings.encoding, settings.force, settings.passes)
 
 
+def _outputs(settings: ImportSettings, in_memory: bool) -> list[tuple[str, Path]]:
+    """Every file this run will write, to check before the first request (a dry run writes
+    no results file, and no checkpoint when there is none yet)."""
+    outputs = [] if in_memory else [("checkpoint", settings.checkpoint)]
+    outputs.append(("errors file", settings.errors_file))
+    if not settings.dry_run:
+        outputs.append(("results file", settings.results_file))
+    if settings.report_path is not None:  # written by the caller, from this run's outcome
+        outputs.append(("report", settings.report_path))
+    return outputs
+
+
+def _locked(settings: ImportSettings, in_memory: bool) -> AbstractContextManager[object]:
+    """One run per checkpoint; a dry run on a checkpoint still in memory needs no lock."""
+    return nullcontext() if in_memory else CheckpointLock(settings.checkpoint, "bulk import")
+
+
 def _plan_if_needed(
-    checkpoint: Checkpoint, run: Run, sources: list[OpenSource], options: PlanOptions
+    checkpoint: Checkpoint,
+    run: Run,
+    sources: list[OpenSource],
+    options: PlanOptions,
+    check: StopCheck,
 ) -> PlanOutcome:
-    """Resuming with unchanged sources skips re-reading them: the plan is already stored."""
+    """Resuming with unchanged sources skips re-reading them: the plan is already stored, and
+    rows that failed without an answer go back in flight to be sent again. Any other resume
+    plans again from the source as it is now: rows that left it are not sent."""
     current = fingerprint(sources, options)
     if run.resumed and run.planned and run.fingerprint == current:
+        checkpoint.retry_unanswered(run)
         return PlanOutcome(invalid_by_pass={"all": checkpoint.invalid_count(run)})
-    plan = plan_import(checkpoint, run, sources, options)
+    if run.resumed:
+        checkpoint.leave_run(run)
+    plan = plan_import(checkpoint, run, sources, options, check=check)
     checkpoint.mark_planned(run, current)
     return plan
 
 
-def _dry_run(
+async def _dry_run(
     checkpoint: Checkpoint,
     sources: list[OpenSource],
     settings: ImportSettings,
     options: PlanOptions,
     started: float,
+    stop: StopRequest,
 ) -> ImportOutcome:
-    """Plan without keeping the plan: count what would be sent, report the invalid rows."""
+    """Plan without keeping the plan, then one `GET /me`: the key and URL fail as the real run
+    would (exit 3), and the estimate uses the key's real limit, window and latency."""
     with checkpoint.rolled_back():
         run = checkpoint.begin_run()
-        plan = plan_import(checkpoint, run, sources, options, record=False)
-        session = _ImportSession(checkpoint, run, settings, plan, started)
-        outcome = session.outcome(1 if plan.invalid else 0)
+        session = _ImportSession(checkpoint, run, settings, PlanOutcome(), started)
+        try:
+            session.plan = plan_import(
+                checkpoint, run, sources, options, record=False, check=stop.check
+            )
+        except RunInterrupted as interrupted:
+            return session.outcome(interrupted.exit_code, str(interrupted))
+        plan = session.plan
+        exit_code = (2 if settings.strict else 1) if plan.invalid else 0
+        outcome = session.outcome(exit_code)
         outcome.errors_file = write_errors_file(checkpoint, run, settings.errors_file)
+    try:
+        pace = await _key_pace(settings, stop)
+    except RequestAbandoned:
+        pace = None
+    except (*REFUSED, *UNREACHABLE) as failed:
+        outcome.exit_code, outcome.error = 3, _api_failure(failed, resumable=False)
+        return outcome
+    if pace is None or stop.is_set():
+        outcome.exit_code, outcome.error = stop.exit_code, "Interrupted."
+        return outcome
     counts = {name: {**kinds, "invalid": 0} for name, kinds in plan.kinds.items()}
     for name, invalid in plan.invalid_by_pass.items():
         counts.setdefault(name, {})["invalid"] = invalid
-    outcome.plan = PlanSummary.from_counts(counts, settings.connection.rate_limit)
+    outcome.plan = PlanSummary.from_counts(counts, pace, settings.connection.rate_limit)
     return outcome
+
+
+async def _key_pace(settings: ImportSettings, stop: StopRequest) -> Pace:
+    """The dry run's one read request, and what the governor learnt from it."""
+    async with open_client(settings.connection, stop) as client:
+        await client.me()
+        return client.pace()
+
+
+def _api_failure(error: ApiError, *, resumable: bool) -> str:
+    """The exit-3 line: a refused key or URL says what to fix (running again would not help);
+    an unreachable API says the run can resume."""
+    if isinstance(error, REFUSED):
+        text = f"The API refused the run: {as_sentence(error)}"
+        if isinstance(error, AuthenticationError) and error.remedy is None:
+            text += f" {KEY_REMEDY}"
+        return text
+    text = as_sentence(error)
+    if not isinstance(error, ApiUnreachableError):
+        text = f"The API is unreachable: {text}"
+    return f"{text} {RESUME_HINT}" if resumable else text
+
+
+class Reachability:
+    """Tells a row whose request exhausted its retries apart from an API that is down.
+
+    A row that gets no answer (or only 5xx) through all its attempts fails alone, its request
+    kept so that the next run sends exactly it again. The API as a whole is taken to be
+    unreachable when `threshold` rows in a row — the concurrency: every worker's latest
+    request — exhausted their retries with no answer of any kind in between, and then one
+    probe `GET /me` gets no usable answer through its own retries either. Only then does
+    `ApiUnreachableError` stop the run (exit 3, resumable).
+    """
+
+    def __init__(self, client: PivotalClient, threshold: int) -> None:
+        self.client = client
+        self.threshold = max(threshold, 1)
+        self.streak = 0
+        """Rows in a row that exhausted their retries."""
+        self._probing = asyncio.Lock()
+        self._verdict: ApiUnreachableError | None = None
+        """Once a probe went unanswered, every worker stops with the same error."""
+
+    def answered(self) -> None:
+        self.streak = 0
+
+    async def exhausted(self, error: ApiError) -> None:
+        """Count one more row without an answer; probe the API when it is the threshold's."""
+        self.streak += 1
+        if self.streak < self.threshold:
+            return
+        async with self._probing:
+            if self._verdict is not None:
+                raise self._verdict
+            if self.streak < self.threshold:
+                return  # another worker's probe got an answer meanwhile
+            try:
+                await self.client.me()
+            except (NoResponseError, ServerError) as probe:
+                self._verdict = ApiUnreachableError(
+                    f"The API is unreachable: {self.streak} requests in a row got no answer "
+                    f"through all their attempts (the last: {as_sentence(error)}) and GET /me "
+                    "got none either."
+                )
+                raise self._verdict from probe
+            self.streak = 0
 
 
 @dataclass
@@ -154,26 +298,53 @@ class _ImportSession:
     plan: PlanOutcome
     started: float
     client: PivotalClient | None = None
+    notes: list[str] = field(default_factory=list)
+    """What the user should hear besides the plan's warnings (rows that left the source)."""
 
-    async def send_all(self, progress: ProgressFactory) -> ImportOutcome:
-        stop = asyncio.Event()
+    async def send_all(self, progress: ProgressFactory, stop: StopRequest) -> ImportOutcome:
         try:
-            with stop_on_interrupt(stop):
-                async with open_client(self.settings.connection) as self.client:
-                    await self.client.me()  # a bad key or a dead API stops here, before writes
-                    for pass_name in self.settings.passes:
-                        if stop.is_set():
-                            break
-                        await self._send_pass(pass_name, progress, stop)
-        except (AuthenticationError, NoResponseError) as refused:
-            return self.finish(3, f"The API refused the run: {as_sentence(refused)} {RESUME_HINT}")
+            async with open_client(self.settings.connection, stop) as self.client:
+                await self.client.me()  # a bad key or a dead API stops here, before writes
+                reachability = Reachability(self.client, self.settings.connection.concurrency)
+                await self._look_up_departed()
+                for pass_name in self.settings.passes:
+                    if stop.is_set():
+                        break
+                    await self._send_pass(pass_name, progress, stop, reachability)
+        except RequestAbandoned:
+            pass  # the stop came while GET /me or a lookup waited: nothing of ours was sent
+        except (*REFUSED, *UNREACHABLE) as failed:
+            return self.finish(3, _api_failure(failed, resumable=True))
         if stop.is_set():
-            return self.finish(130, f"Interrupted. {RESUME_HINT}")
+            return self.finish(stop.exit_code, str(RunInterrupted(stop.exit_code)))
         self.checkpoint.finish_run(self.run)
         return self.finish(None)
 
+    async def _look_up_departed(self) -> None:
+        """Rows that left the source while their request was in flight are looked up, never
+        sent blind: one found is recorded as adopted; either way the user is told."""
+        assert self.client is not None
+        resolver = ConflictResolver(self.client, self.checkpoint)
+        for row in self.checkpoint.unanswered_outside(self.run, self.settings.passes):
+            found = await resolver.find_created(row)
+            what = f"{row.pass_name} '{row.key}' left the source while its request was in flight"
+            if found is not None:
+                synced = found.synced
+                self.checkpoint.mark_done(
+                    row, "adopted", found.id, found.display_id, 0, synced, payload_hash(synced)
+                )
+                self.notes.append(f"{what}: it is in Pivotal as {found.id}, recorded as adopted.")
+            elif row.pivotal_id is not None:
+                self.notes.append(f"{what}: {row.pivotal_id} is left as it is in Pivotal.")
+            else:
+                self.notes.append(f"{what}: it is not in Pivotal and was not sent again.")
+
     async def _send_pass(
-        self, pass_name: str, progress: ProgressFactory, stop: asyncio.Event
+        self,
+        pass_name: str,
+        progress: ProgressFactory,
+        stop: StopRequest,
+        reachability: Reachability,
     ) -> None:
         assert self.client is not None
         total, settled = self.checkpoint.pass_progress(self.run, pass_name)
@@ -187,8 +358,10 @@ class _ImportSession:
                 stop,
                 concurrency=self.settings.connection.concurrency,
                 force=self.settings.force,
+                reachability=reachability,
             )
-            await runner.run()
+            async with ticking(bar, self.client.waiting_status):
+                await runner.run()
 
     def finish(self, exit_code: int | None, error: str | None = None) -> ImportOutcome:
         """The outcome, with the errors and results files written from the checkpoint."""
@@ -209,10 +382,12 @@ class _ImportSession:
             self.settings.passes,
             stats,
             time.monotonic() - self.started,
+            self.checkpoint.not_in_source_counts(self.run),
         )
         if exit_code is None:
             exit_code = 1 if summary.has_problems else 0
-        return ImportOutcome(summary, exit_code, self.plan.warnings, error)
+        warnings = [*self.plan.warnings, *self.notes]
+        return ImportOutcome(summary, exit_code, warnings, error)
 
 
 class PassRunner:
@@ -225,10 +400,11 @@ class PassRunner:
         run: Run,
         pass_name: str,
         bar: PassProgress,
-        stop: asyncio.Event,
+        stop: StopRequest,
         *,
         concurrency: int,
         force: bool,
+        reachability: Reachability | None = None,
     ) -> None:
         self.client = client
         self.checkpoint = checkpoint
@@ -240,6 +416,7 @@ class PassRunner:
         self.bar = bar
         self.stop = stop
         self.conflicts = ConflictResolver(client, checkpoint)
+        self.reachability = reachability or Reachability(client, concurrency)
 
     async def run(self) -> None:
         """Workers share one iterator over the checkpoint's pending rows (source order)."""
@@ -255,9 +432,12 @@ class PassRunner:
 
     async def _worker(self, rows: Iterator[RowState]) -> None:
         while not self.stop.is_set() and (row := next(rows, None)) is not None:
-            await self.sync(row)
+            try:
+                await self.sync(row)
+            except RequestAbandoned:
+                return  # a stop came while the row's request waited: it is not finished
             state = self.checkpoint.row_state(self.pass_name, row.key)
-            self.bar.advance(failed=state in ("failed", "skipped"))
+            self.bar.advance(failed=state == "failed", skipped=state == "skipped")
 
     async def sync(self, row: RowState) -> None:
         """Bring one row to `done`, `failed` or `skipped`."""
@@ -335,27 +515,37 @@ class PassRunner:
         target: dict[str, Any],
         action: str,
     ) -> None:
-        """Mark the row in flight with the body's exact bytes, then send exactly them."""
+        """Mark the row in flight with the body's exact bytes, then send exactly them.
+
+        A request that exhausts its retries without an answer fails its row alone, the
+        request kept for the next run (`Reachability` decides whether the API is down).
+        """
         self.checkpoint.mark_in_flight(row, method, path, body, target)
         key = idempotency_key(self.pass_name, row.key) if method == "POST" else None
         try:
             response = await self.client.request(method, path, body=body, idempotency_key=key)
-        except (AuthenticationError, NoResponseError):
+        except RequestAbandoned as abandoned:
+            if not abandoned.sent and row.request_method is None:
+                self.checkpoint.release_unsent(row)  # it never left: nothing to resolve
+            raise
+        except AuthenticationError:
             raise  # the run stops; the request stays recorded and is re-sent next time
-        except ServerError as error:
+        except (NoResponseError, ServerError) as error:
+            code = error.code if isinstance(error, ServerError) else "no_response"
             self.checkpoint.mark_failed(
-                row, "failed", error.code, _no_answer(error), error.attempts, outcome_known=False
+                row, "failed", code, _no_answer(error), error.attempts, outcome_known=False
             )
+            await self.reachability.exhausted(error)
         except ApiStatusError as error:
+            self.reachability.answered()
             # only a create can collide with a record we already made
-            if method == "POST" and await self.conflicts.adopt(
-                row, error, path, target, self._update
-            ):
+            if method == "POST" and await self._adopted(row, error, path, target):
                 return
             self.checkpoint.mark_failed(
                 row, "failed", error.code, error.api_message, error.attempts
             )
         else:
+            self.reachability.answered()
             pivotal_id = response.body.get("id")
             if not isinstance(pivotal_id, str | int) or isinstance(pivotal_id, bool):
                 message = "the API answered without an id; run again to retry"
@@ -373,6 +563,18 @@ class PassRunner:
                 payload_hash(target),
             )
 
+    async def _adopted(
+        self, row: RowState, error: ApiStatusError, path: str, target: dict[str, Any]
+    ) -> bool:
+        """Adopt the record a refused create collided with. A lookup that gets no answer
+        fails the row alone (the 409 is known: nothing of ours was created; the next run's
+        create meets the same conflict and looks again)."""
+        try:
+            return await self.conflicts.adopt(row, error, path, target, self._update)
+        except (NoResponseError, ServerError) as lookup:
+            error.api_message += f"; looking up the existing record got no answer: {lookup}"
+            return False
 
-def _no_answer(error: ServerError) -> str:
+
+def _no_answer(error: ApiError) -> str:
     return f"{error} (no usable answer after {error.attempts} attempts; run again to retry)"

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict, dataclass, field
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from bulk.api.estimate import Pace, estimate_seconds
+from bulk.api.ratelimit import WINDOW_MARGIN_S
 from bulk.checkpoint import Checkpoint, ProblemRow, Run
 from bulk.display import format_duration, format_table
-from bulk.schema import LIVE_KEY_RATE_LIMIT
+from bulk.outputs import output_error
 from bulk.settings import pass_order
 
 COUNTED = ("created", "updated", "unchanged", "adopted", "failed", "skipped", "invalid")
@@ -36,6 +41,9 @@ class PassCounts:
     invalid: int = 0
     pending: int = 0
     """Rows not settled yet (an interrupted run)."""
+    not_in_source: int = 0
+    """Rows the checkpoint knows that this run's source no longer has: left as they are in
+    Pivotal, and not part of `total` (SPEC: the totals are the source's)."""
 
 
 @dataclass
@@ -53,8 +61,12 @@ class ImportSummary:
         passes: tuple[str, ...],
         stats: RequestStats | None,
         elapsed_s: float,
+        not_in_source: dict[str, int] | None = None,
     ) -> ImportSummary:
         summary = cls({name: _pass_counts(counts.get(name, {})) for name in passes})
+        for name, count in (not_in_source or {}).items():
+            if name in summary.passes:
+                summary.passes[name].not_in_source = count
         if stats is not None:
             summary.requests, summary.retries = stats.requests, stats.retries
             summary.rate_limited = stats.rate_limited
@@ -74,10 +86,14 @@ class ImportSummary:
             for name, c in self.passes.items()
         ]
         table = format_table(("pass", "total", *COUNTED), rows)
-        return (
+        text = (
             f"{table}\nrequests {self.requests}, retries {self.retries}, "
             f"rate-limited {self.rate_limited}, elapsed {self.elapsed_s:.1f} s"
         )
+        gone = sum(c.not_in_source for c in self.passes.values())
+        if gone:
+            text += f"\nnot in source: {gone}, left as they are in Pivotal"
+        return text
 
 
 @dataclass
@@ -86,29 +102,54 @@ class PlanSummary:
 
     passes: dict[str, dict[str, int]]
     requests: int
-    rate_per_min: int
+    rate_per_min: int | None
+    """The key's real limit as `GET /me` showed it (or `--rate-limit`, if lower); None: the
+    server sets no limit."""
     eta_s: float
-    rate_is_default: bool = field(default=False)
 
     @classmethod
-    def from_counts(cls, counts: dict[str, dict[str, int]], rate_limit: int | None) -> PlanSummary:
+    def from_counts(
+        cls, counts: dict[str, dict[str, int]], pace: Pace, ceiling_per_min: int | None = None
+    ) -> PlanSummary:
+        """The plan, timed by the governor's own model (`estimate_seconds`) at `pace`.
+
+        The real run sends one more request than the writes, its own `GET /me`. Time spent
+        planning is not included: the estimate starts when the first request leaves.
+        """
         passes = {
             name: {kind: counts.get(name, {}).get(kind, 0) for kind in PLANNED} for name in counts
         }
         requests = sum(c["create"] + c["update"] + c["resend"] for c in passes.values())
-        rate = rate_limit or LIVE_KEY_RATE_LIMIT
-        # a sliding window admits a full window's worth at once, then `rate` per minute
-        eta_s = max(requests - rate, 0) * 60 / rate
-        return cls(passes, requests, rate, eta_s, rate_limit is None)
+        eta_s = estimate_seconds(requests + 1, pace)
+        rate = per_minute(pace)
+        if ceiling_per_min is not None and (rate is None or ceiling_per_min < rate):
+            rate = ceiling_per_min  # the user's ceiling spaces requests 60/N s apart
+            eta_s = max(eta_s, requests * 60 / ceiling_per_min + pace.latency_s)
+        return cls(passes, requests, rate, eta_s)
 
     def render(self) -> str:
         rows = [(name, *(c[kind] for kind in PLANNED)) for name, c in self.passes.items()]
-        note = " (the API's default; pass --rate-limit to change)" if self.rate_is_default else ""
+        rate = (
+            f"at {self.rate_per_min} requests/min"
+            if self.rate_per_min is not None
+            else "(the server sets no rate limit)"
+        )
         return (
             f"{format_table(('pass', *PLANNED), rows)}\n{self.requests} write requests; about "
-            f"{format_duration(self.eta_s)} at {self.rate_per_min} requests/min{note}. "
-            "Dry run: nothing was sent."
+            f"{format_duration(self.eta_s)} {rate}. Dry run: nothing was sent."
         )
+
+
+def per_minute(pace: Pace) -> int | None:
+    """The key's limit per minute: `limit` per window, scaled.
+
+    The governor's window is measured from `X-RateLimit-Reset` (whole seconds, so up to 1 s
+    long) plus a safety margin; whole seconds of it are the server's window.
+    """
+    if pace.limit is None:
+        return None
+    window_s = max(math.floor(pace.window_s - WINDOW_MARGIN_S), 1)
+    return round(pace.limit * 60 / window_s)
 
 
 def write_errors_file(checkpoint: Checkpoint, run: Run, path: Path) -> Path | None:
@@ -119,11 +160,11 @@ def write_errors_file(checkpoint: Checkpoint, run: Run, path: Path) -> Path | No
         columns.update(dict.fromkeys(problem.cells))
         count += 1
     if count == 0:
-        path.unlink(missing_ok=True)
+        with _told("errors file", path):
+            path.unlink(missing_ok=True)
         return None
     header = ["_pass", "_line", *columns, "_state", "_error_code", "_error_message"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as out:
+    with _told("errors file", path), _opened(path) as out:
         writer = csv.writer(out)
         writer.writerow(header)
         for problem in sorted(checkpoint.problem_rows(run), key=_source_order):
@@ -142,8 +183,7 @@ def write_errors_file(checkpoint: Checkpoint, run: Run, path: Path) -> Path | No
 
 def write_results_file(checkpoint: Checkpoint, run: Run, path: Path) -> Path:
     """One line per source row, in source order: what happened and the Pivotal ids."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as out:
+    with _told("results file", path), _opened(path) as out:
         writer = csv.writer(out)
         writer.writerow(["pass", "_line", "external_id", "action", "id", "display_id"])
         for result in checkpoint.result_rows(run):
@@ -158,6 +198,22 @@ def write_results_file(checkpoint: Checkpoint, run: Run, path: Path) -> Path:
                 ]
             )
     return path
+
+
+@contextmanager
+def _told(label: str, path: Path) -> Iterator[None]:
+    """An OS error writing `path` (full disk, read-only folder) as one line with a remedy."""
+    try:
+        yield
+    except OSError as error:
+        raise output_error(label, path, error) from error
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[Any]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as out:
+        yield out
 
 
 def _source_order(problem: ProblemRow) -> tuple[int, int]:
