@@ -37,6 +37,12 @@ def governor(fake: FakeTime) -> RateGovernor:
     return RateGovernor(clock=fake.clock, sleep=fake.sleep)
 
 
+@pytest.fixture
+def greedy(fake: FakeTime) -> RateGovernor:
+    """A governor that keeps no headroom for others on the key (`--headroom 0`)."""
+    return RateGovernor(headroom_percent=0, clock=fake.clock, sleep=fake.sleep)
+
+
 def headers(limit: int, remaining: int, reset: float, **extra: str) -> dict[str, str]:
     return {
         "X-RateLimit-Limit": str(limit),
@@ -135,8 +141,9 @@ async def test_a_headerless_answer_after_limited_ones_does_not_lift_the_limit(
 
 
 async def test_server_counting_more_than_us_adds_phantoms(
-    governor: RateGovernor, fake: FakeTime
+    greedy: RateGovernor, fake: FakeTime
 ) -> None:
+    governor = greedy
     await learn(governor, fake, limit=10, window=10.0)
     fake.now += 1.0
     sent_at = await send(governor, fake)
@@ -152,8 +159,9 @@ async def test_server_counting_more_than_us_adds_phantoms(
 
 
 async def test_remaining_zero_holds_until_reset_when_others_fill_the_window(
-    governor: RateGovernor, fake: FakeTime
+    greedy: RateGovernor, fake: FakeTime
 ) -> None:
+    governor = greedy
     await learn(governor, fake, limit=10, window=10.0)
     sent_at = await send(governor, fake)
     governor.observe(headers(10, 0, T0 + 6.0), sent_at)
@@ -262,3 +270,25 @@ async def test_user_ceiling_does_not_burst_under_concurrency() -> None:
     times = sorted(await asyncio.gather(*(one() for _ in range(4))))
     assert times[0] < 0.03
     assert times[1] >= 0.045 and times[3] >= 0.145
+
+
+async def test_a_headroom_stays_free_while_another_client_uses_the_key(
+    governor: RateGovernor, fake: FakeTime
+) -> None:
+    await learn(governor, fake, limit=20, window=10.0)
+    fake.now += 1.0
+    sent_at = await send(governor, fake)
+    governor.observe(headers(20, 14, T0 + 4.0), sent_at)  # 6 counted, 2 ours: 4 others
+    for _ in range(12):  # 20 - 10 % headroom = 18 for the window: 4 others, 2 + 12 ours
+        await governor.acquire()
+    assert fake.now == T0 + 1.0
+    assert await send(governor, fake) == T0 + 4.0  # the 19th slot is the headroom: wait
+
+
+async def test_without_others_on_the_key_the_whole_window_is_ours(
+    governor: RateGovernor, fake: FakeTime
+) -> None:
+    await learn(governor, fake, limit=20, window=10.0)
+    for _ in range(19):
+        await governor.acquire()
+    assert fake.now == T0

@@ -50,6 +50,8 @@ DEFAULT_LIMIT = LIVE_KEY_RATE_LIMIT
 """Requests per window assumed until a response carries `X-RateLimit-Limit` (the live-key limit)."""
 DEFAULT_WINDOW_S = RATE_WINDOW_S
 """The documented window, used until a response lets us measure it."""
+DEFAULT_HEADROOM_PERCENT = 10.0
+"""Share of the window left free while another client uses the key (`--headroom`)."""
 WINDOW_MARGIN_S = 0.25
 """Added to the measured window: later requests may reach the server slower than measured ones."""
 MAX_WINDOW_S = 3600.0
@@ -73,10 +75,12 @@ class RateGovernor:
         self,
         *,
         ceiling_per_min: int | None = None,
+        headroom_percent: float = DEFAULT_HEADROOM_PERCENT,
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._clock = clock
+        self._headroom = headroom_percent / 100
         self._sleep = sleep
         self._ceiling = AsyncLimiter(1, 60.0 / ceiling_per_min) if ceiling_per_min else None
         self._limit = DEFAULT_LIMIT
@@ -186,15 +190,28 @@ class RateGovernor:
             return max(pause, 0.0)
         first_alive = bisect.bisect_right(self._sent, now - self._window_s)
         in_window = len(self._sent) - first_alive + len(self._phantoms)
-        if in_window < self._limit:
+        limit = self._our_limit()
+        if in_window < limit:
             return max(pause, 0.0)
         expiries = heapq.merge(
             (sent + self._window_s for sent in itertools.islice(self._sent, first_alive, None)),
             self._phantoms,
         )
         # The log frees its first slot for us when the (in_window - limit + 1)-th entry expires.
-        frees_at = next(itertools.islice(expiries, in_window - self._limit, None))
+        frees_at = next(itertools.islice(expiries, in_window - limit, None))
         return max(pause, frees_at - now, 0.0)
+
+    def _our_limit(self) -> int:
+        """The window's size for us: all of it, or less the headroom while others use the key.
+
+        A bulk run that takes every free slot refuses a live integration sharing its key each
+        time that integration sends. Phantom entries in the window say somebody else is there;
+        the headroom then stays free for them (at least one slot, and we keep at least one).
+        """
+        if not self._phantoms or self._headroom <= 0:
+            return self._limit
+        spare = max(1, math.ceil(self._limit * self._headroom))
+        return max(1, self._limit - spare)
 
     def _forget(self, now: float) -> None:
         del self._sent[: bisect.bisect_right(self._sent, now - 2 * self._window_s)]
