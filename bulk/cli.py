@@ -79,11 +79,20 @@ def reports_errors(command: F) -> F:
             if debugging():
                 raise
             line, exit_code = one_line(error)
-            click.echo(f"Error: {line}", err=True)
+            click.echo(f"Error: {_without_keys(line, kwargs)}", err=True)
             sys.exit(exit_code)
 
     wrapper.reports_errors = True  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
+
+
+def _without_keys(line: str, options: dict[str, Any]) -> str:
+    """The line with any API key among the command's options masked: an unexpected exception's
+    text was never checked for one, and the key must never reach the output."""
+    for name, value in options.items():
+        if name.endswith("key") and isinstance(value, str) and value:
+            line = line.replace(value, "***")
+    return line
 
 
 def debugging() -> bool:

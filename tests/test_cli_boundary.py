@@ -66,6 +66,21 @@ def test_an_unexpected_exception_is_one_line_saying_it_is_a_bug() -> None:
     )
 
 
+def test_an_unexpected_exception_never_shows_the_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    def leaky_run(coroutine: Coroutine[Any, Any, Any]) -> Any:
+        coroutine.close()
+        raise ValueError("header Authorization: Bearer pivotal_secretws is odd")
+
+    monkeypatch.setattr(asyncio, "run", leaky_run)
+    monkeypatch.setenv("PIVOTAL_API_KEY", "pivotal_secretws")
+
+    result = CliRunner().invoke(main, ["export", "out"])
+
+    assert result.exit_code == BUG_EXIT_CODE
+    assert "secretws" not in result.output
+    assert "Bearer *** is odd" in result.stderr
+
+
 def test_an_os_error_names_the_file_and_the_remedy() -> None:
     error = OSError(errno.ENOSPC, "No space left on device", "/data/out.csv")
 

@@ -303,6 +303,30 @@ async def test_a_404_on_me_is_not_the_api(sandbox: Sandbox) -> None:
     assert (raised.value.exit_code, client.stats.requests) == (3, 1)
 
 
+async def test_a_redirect_on_me_is_not_the_api() -> None:
+    """`http://` where the API is `https://` redirects: say where to, and do not follow."""
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPMovedPermanently(location="https://api.example.com/api/v1/me")
+
+    app = web.Application()
+    app.router.add_get("/api/v1/me", moved)
+    server = TestServer(app)
+    await server.start_server()
+    base_url = str(server.make_url("/api/v1"))
+    try:
+        async with proxy_client(server) as client:
+            with pytest.raises(NotTheApiError) as raised:
+                await client.me()
+    finally:
+        await server.close()
+    assert str(raised.value).startswith(
+        f"GET {base_url}/me answered 301, redirected to "
+        "https://api.example.com/api/v1/me, not the Pivotal API: is this the API URL?"
+    )
+    assert client.stats.requests == 1
+
+
 async def test_a_404_elsewhere_stays_an_api_status_error(sandbox: Sandbox) -> None:
     async with client_for(sandbox) as client:
         with pytest.raises(ApiStatusError) as raised:

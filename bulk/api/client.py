@@ -343,6 +343,8 @@ class PivotalClient:
         fields = error if isinstance(error, dict) else {}
         text = raw.decode("utf-8", "replace").strip()[:MAX_MESSAGE_CHARS]
         message = _text(fields.get("message")) or text or f"HTTP {status}"
+        if 300 <= status < 400 and headers.get("Location"):
+            message = f"redirected to {headers['Location']}"
         error_type = _text(fields.get("type")) or "unknown"
         code = _text(fields.get("code")) or f"http_{status}"
         field = _text(fields.get("field"))
@@ -397,16 +399,19 @@ class PivotalClient:
         """The key and workspace the client talks as (`GET /me`).
 
         Every command asks this first, so it is where a wrong base URL shows: `/me` always
-        exists under the API's root, and a 404 means the URL does not point at that root.
+        exists under the API's root, and the API never redirects, so a 404 or a redirect means
+        the URL does not point at that root (`http://` for `https://`, a missing `/api/v1`).
         """
         try:
             return (await self.request("GET", "me")).body
         except ApiStatusError as error:
-            if error.status != 404:
+            if error.status == 404:
+                answered = f"answered 404 {error.code}"
+            elif 300 <= error.status < 400:
+                answered = f"answered {error.status}, {error.api_message}"
+            else:
                 raise
-            raise self.not_the_api(
-                f"GET {self.base_url}/me", f"answered 404 {error.code}"
-            ) from error
+            raise self.not_the_api(f"GET {self.base_url}/me", answered) from error
 
 
 def status_error_class(status: int) -> type[ApiStatusError]:
