@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import fields
@@ -12,9 +13,12 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from bulk._version import __version__
-from bulk.errors import BulkError, SandboxError, UsageError
+from bulk.errors import BulkError, OutputError, SandboxError, UsageError
+from bulk.interrupts import exit_code_for
+from bulk.outputs import output_error
 from bulk.sandbox import EXAMPLE_KEY, Sandbox, SandboxConfig, serve_forever
 from bulk.sandbox.config import (
     DEFAULT_HOST,
@@ -34,6 +38,7 @@ from bulk.settings import (
     EXPORT_CHECKPOINT_NAME,
     EXPORT_FORMATS,
     PASSES,
+    ConnectionNames,
     ConnectionSettings,
     ExportSettings,
     ImportSettings,
@@ -43,33 +48,92 @@ from bulk.settings import (
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+BUG_EXIT_CODE = 70
+"""An exception bulk did not expect (EX_SOFTWARE), kept apart from 1, "some rows failed"."""
+INTERRUPTED_EXIT_CODE = exit_code_for(signal.SIGINT)
+DEBUG_VARIABLE = "BULK_DEBUG"
+CLICK_EXCEPTIONS = (click.ClickException, click.exceptions.Exit, click.Abort)
+"""What click raises inside a command to print usage or exit: it handles them itself."""
+
+
 def reports_errors(command: F) -> F:
-    """Turn a `BulkError` into one line on stderr and its exit code (`BULK_DEBUG=1` re-raises)."""
+    """The CLI boundary: whatever escapes a command is one line on stderr and an exit code.
+
+    A `BulkError` is its message and remedy; an `OSError` names the file and what to do; any
+    other exception is a bug, said so in one line. Ctrl-C exits 130. `BULK_DEBUG=1` re-raises
+    for the traceback. Every command carries this decorator (tests/test_cli_boundary.py checks).
+    """
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except BulkError as error:
-            if os.environ.get("BULK_DEBUG"):
-                raise
-            click.echo(f"Error: {error}", err=True)
-            sys.exit(error.exit_code)
+        except CLICK_EXCEPTIONS:
+            raise
         except (KeyboardInterrupt, asyncio.CancelledError):
-            click.echo("Interrupted. Run the same command again to resume.", err=True)
-            sys.exit(130)
+            if debugging():
+                raise
+            click.echo("Interrupted.", err=True)
+            sys.exit(INTERRUPTED_EXIT_CODE)
+        except Exception as error:
+            if debugging():
+                raise
+            line, exit_code = one_line(error)
+            click.echo(f"Error: {_without_keys(line, kwargs)}", err=True)
+            sys.exit(exit_code)
 
+    wrapper.reports_errors = True  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
+
+
+def _without_keys(line: str, options: dict[str, Any]) -> str:
+    """The line with any API key among the command's options masked: an unexpected exception's
+    text was never checked for one, and the key must never reach the output."""
+    for name, value in options.items():
+        if name.endswith("key") and isinstance(value, str) and value:
+            line = line.replace(value, "***")
+    return line
+
+
+def debugging() -> bool:
+    """`BULK_DEBUG=1` (any value but empty or 0): tracebacks instead of one-line errors."""
+    return os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+
+
+def one_line(error: Exception) -> tuple[str, int]:
+    """What the user reads for `error`, and the exit code."""
+    if isinstance(error, BulkError):
+        return str(error), error.exit_code
+    if isinstance(error, OSError) and error.filename is not None:
+        return str(output_error("file", Path(os.fsdecode(error.filename)), error)), (
+            OutputError.exit_code
+        )
+    return (
+        f"{type(error).__name__}: {as_text(error)}. This is a bug in bulk; "
+        f"set {DEBUG_VARIABLE}=1 for the traceback.",
+        BUG_EXIT_CODE,
+    )
+
+
+def as_text(error: Exception) -> str:
+    """The exception's message on one line, without its final full stop."""
+    text = " ".join(str(error).split()).rstrip(".")
+    return text or "no message"
 
 
 API_SETTINGS = ("api_key", "base_url")
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
 """`-h` works as `--help` on the group and, inherited, on every command."""
 
+DECLARED_SETTINGS = ("names",)
+"""`ConnectionSettings` fields that no option sets: the CLI fills them from the declarations."""
 PACING_OPTIONS = tuple(
-    setting.name for setting in fields(ConnectionSettings) if setting.name not in API_SETTINGS
+    setting.name
+    for setting in fields(ConnectionSettings)
+    if setting.name not in (*API_SETTINGS, *DECLARED_SETTINGS)
 )
-"""The parameters `pacing_options` declares: every `ConnectionSettings` field but key and URL."""
+"""The parameters `pacing_options` declares: every `ConnectionSettings` field but key, URL and
+the names of their options."""
 
 
 def option_group(*options: Callable[[F], F]) -> Callable[[F], F]:
@@ -169,10 +233,14 @@ def conclude(outcome: CommandOutcome, report_path: Path | None) -> None:
     for warning in outcome.warnings:
         click.echo(f"Warning: {warning}", err=True)
     click.echo(outcome.render())
-    if report_path is not None:
-        write_report(report_path, outcome.to_json())
     if outcome.error:
         click.echo(f"Error: {outcome.error}", err=True)
+    if report_path is not None:
+        try:
+            write_report(report_path, outcome.to_json())
+        except OSError as error:
+            click.echo(f"Error: {output_error('report', report_path, error)}", err=True)
+            sys.exit(outcome.exit_code or OutputError.exit_code)
     sys.exit(outcome.exit_code)
 
 
@@ -182,9 +250,45 @@ def _pacing(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _connection(options: dict[str, Any]) -> ConnectionSettings:
+    _refuse_sandbox_with_url(options, "base_url")
     return ConnectionSettings(
-        api_key=options.pop("api_key"), base_url=options.pop("base_url"), **_pacing(options)
+        api_key=options.pop("api_key"),
+        base_url=options.pop("base_url"),
+        names=_names("api_key", "base_url"),
+        **_pacing(options),
     )
+
+
+def _names(key: str, url: str) -> ConnectionNames:
+    """The options (and variables) that set this key and URL, as the command declares them."""
+    return ConnectionNames(*_declared(key), *_declared(url))
+
+
+def _declared(name: str) -> tuple[str, str | None]:
+    """The current command's option for parameter `name`, and its environment variable."""
+    param = next(p for p in click.get_current_context().command.params if p.name == name)
+    return param.opts[0], param.envvar if isinstance(param.envvar, str) else None
+
+
+def _refuse_sandbox_with_url(options: dict[str, Any], *urls: str) -> None:
+    """`--sandbox` starts its own API: a URL given as well would be ignored, so refuse it."""
+    if not options.get("sandbox"):
+        return
+    context = click.get_current_context()
+    for name in urls:
+        source = context.get_parameter_source(name)
+        option, envvar = _declared(name)
+        if source == ParameterSource.COMMANDLINE:
+            raise UsageError(
+                f"--sandbox starts its own API: it cannot be used with {option}.",
+                "Drop one of the two.",
+            )
+        if source == ParameterSource.ENVIRONMENT:
+            raise UsageError(
+                f"--sandbox starts its own API: it cannot be used with {option}, "
+                f"set here by {envvar}.",
+                f"Unset {envvar}, or drop --sandbox.",
+            )
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -455,13 +559,20 @@ def migrate_command(**options: Any) -> None:
     from bulk.migrate import run_migrate
     from bulk.progress import ProgressFactory
 
+    _refuse_sandbox_with_url(options, "from_url", "to_url")
     pacing = _pacing(options)
     settings = MigrateSettings(
         source=ConnectionSettings(
-            api_key=options.pop("from_key"), base_url=options.pop("from_url"), **pacing
+            api_key=options.pop("from_key"),
+            base_url=options.pop("from_url"),
+            names=_names("from_key", "from_url"),
+            **pacing,
         ),
         target=ConnectionSettings(
-            api_key=options.pop("to_key"), base_url=options.pop("to_url"), **pacing
+            api_key=options.pop("to_key"),
+            base_url=options.pop("to_url"),
+            names=_names("to_key", "to_url"),
+            **pacing,
         ),
         **options,
     )

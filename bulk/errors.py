@@ -11,7 +11,8 @@
      └── ApiError                  talking to the Pivotal API failed
           ├── RequestAbandoned     a stop was asked for while the request waited for a rate
           │                        slot or a retry (`sent`: whether an earlier attempt left)
-          ├── NotTheApiError       the base URL does not answer as the API does     (exit 3)
+          ├── NotTheApiError       the base URL answers, not as the API: a 404 on /me, an
+          │                        HTML page (not retried)                          (exit 3)
           ├── ApiUnreachableError  no request gets any answer: the run stops        (exit 3)
           ├── NoResponseError      no usable answer: timeout, refused or dropped connection;
           │                        the request may or may not have taken effect (retryable)
@@ -21,7 +22,9 @@
                └── ServerError           5xx (retryable)
 
 aiohttp's exceptions are translated into this tree in one place, `bulk.api.client`. Messages never
-contain an API key.
+contain an API key. At the CLI boundary (`bulk.cli.reports_errors`) a `BulkError` is its message
+and remedy on one line; an `OSError` is one line naming the file (exit 2); anything else is a bug
+in bulk, one line too (exit 70); `BULK_DEBUG=1` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -173,6 +176,8 @@ class ApiStatusError(ApiError):
 
 
 class AuthenticationError(ApiStatusError):
+    """401: its remedy (set by the client) names the option that gave the key, not a re-run."""
+
     exit_code = 3
 
 

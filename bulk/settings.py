@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from urllib.parse import urlsplit
 
+from bulk.errors import UsageError
 from bulk.schema import OBJECT_SCHEMAS
 
 DEFAULT_BASE_URL = "https://my.pivotal.app/api/v1"
@@ -33,8 +35,52 @@ def _mask(key: str | None) -> str:
 
 
 @dataclass(frozen=True)
+class ConnectionNames:
+    """The option and variable that set the key and the URL, so a remedy names what to fix.
+
+    `bulk migrate` has two connections, set by `--from-key`/`--to-key`: a revoked target key
+    must not send its user to `--api-key`.
+    """
+
+    key: str = "--api-key"
+    key_envvar: str | None = "PIVOTAL_API_KEY"
+    url: str = "--base-url"
+    url_envvar: str | None = "PIVOTAL_BASE_URL"
+
+    @property
+    def key_source(self) -> str:
+        """`--api-key or PIVOTAL_API_KEY`."""
+        return _either(self.key, self.key_envvar)
+
+    @property
+    def url_source(self) -> str:
+        """`--base-url or PIVOTAL_BASE_URL`."""
+        return _either(self.url, self.url_envvar)
+
+
+def _either(option: str, envvar: str | None) -> str:
+    return f"{option} or {envvar}" if envvar else option
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be an API base URL, or None. Caught here, a URL without a scheme is a
+    usage error at once instead of a connection error retried for many seconds."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a port that is not a number raises here)
+    except ValueError as error:
+        return f"is not a valid URL ({error})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not an http:// or https:// URL"
+    return None
+
+
+@dataclass(frozen=True)
 class ConnectionSettings:
-    """Where the API is and how hard to push it. The key is masked in every repr."""
+    """Where the API is and how hard to push it. The key is masked in every repr.
+
+    A base URL that is not an http(s) URL is refused on construction (`UsageError`).
+    """
 
     api_key: str | None = field(default=None, repr=False)
     base_url: str = DEFAULT_BASE_URL
@@ -45,6 +91,16 @@ class ConnectionSettings:
     rate_limit: int | None = None
     """Requests/min ceiling; None: learned from X-RateLimit-Limit."""
     timeout_s: float = DEFAULT_TIMEOUT_S
+    names: ConnectionNames = field(default=ConnectionNames(), repr=False, compare=False)
+    """Which options set the key and URL, for error remedies."""
+
+    def __post_init__(self) -> None:
+        problem = url_problem(self.base_url)
+        if problem is not None:
+            raise UsageError(
+                f"{self.names.url} {self.base_url!r} {problem}.",
+                f"Example: {self.names.url} {DEFAULT_BASE_URL}",
+            )
 
     def __repr__(self) -> str:
         return (

@@ -21,13 +21,16 @@ from bulk.errors import (
     ApiStatusError,
     AuthenticationError,
     NoResponseError,
+    NotTheApiError,
     RequestAbandoned,
     ServerError,
 )
 from bulk.interrupts import StopRequest
 from bulk.sandbox import Sandbox, SandboxConfig, running_sandbox
+from bulk.settings import ConnectionNames
 
 KEY = "pivotal_acme"
+JSON = "application/json"
 FAST_RETRY = RetryPolicy(max_attempts=12, base_s=0.005, cap_s=0.05)
 
 
@@ -229,16 +232,20 @@ async def flaky_proxy() -> AsyncIterator[TestServer]:
     async def handler(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         calls[name] = calls.get(name, 0) + 1
-        if name == "html-then-json" and calls[name] == 1:
-            return web.Response(status=200, text="<html>maintenance</html>")
-        if name == "html-then-json":
+        if name == "garbled-then-json" and calls[name] == 1:
+            return web.Response(status=200, text='{"object": "me", "unkn', content_type=JSON)
+        if name == "garbled-then-json":
             return web.json_response({"object": "me", "unknown_field": [1]})
+        if name == "html":
+            return web.Response(status=200, text="<html>maintenance</html>")
+        if name == "untyped-html":
+            return web.Response(status=200, body=b"\n  <!DOCTYPE html><p>hello</p>")
         if name == "bad-gateway":
             return web.Response(status=502, text="<html>Bad Gateway</html>")
         if name == "odd-envelope":
             return web.json_response({"error": "nope"}, status=422)
         if name == "moved":
-            raise web.HTTPMovedPermanently(location="/api/v1/html-then-json")
+            raise web.HTTPMovedPermanently(location="/api/v1/garbled-then-json")
         if name == "echo-key":
             message = f"bad key {request.headers['Authorization']}"
             return web.json_response({"error": {"code": "x", "message": message}}, status=403)
@@ -260,10 +267,86 @@ def proxy_client(server: TestServer, **options: Any) -> PivotalClient:
     return client_for(base_url, retry=RetryPolicy(max_attempts=2, base_s=0.001), **options)
 
 
-async def test_a_non_json_success_is_retried(flaky_proxy: TestServer) -> None:
+async def test_a_garbled_json_success_is_retried(flaky_proxy: TestServer) -> None:
+    """A proxy that cut the body short: the answer was lost, not wrong."""
     async with proxy_client(flaky_proxy) as client:
-        response = await client.request("GET", "html-then-json")
+        response = await client.request("GET", "garbled-then-json")
     assert response.attempts == 2 and response.body["unknown_field"] == [1]
+
+
+@pytest.mark.parametrize("name", ["html", "untyped-html"])
+async def test_an_html_success_is_not_the_api_and_is_not_retried(
+    flaky_proxy: TestServer, name: str
+) -> None:
+    async with proxy_client(flaky_proxy) as client:
+        with pytest.raises(NotTheApiError) as raised:
+            await client.request("GET", name)
+    url = flaky_proxy.make_url(f"/api/v1/{name}")
+    assert str(raised.value) == (
+        f"GET {url} answered with an HTML page, not the Pivotal API: is this the API URL? "
+        "It should end in /api/v1, like https://my.pivotal.app/api/v1 "
+        "(check --base-url or PIVOTAL_BASE_URL)."
+    )
+    assert (raised.value.exit_code, raised.value.attempts, client.stats.requests) == (3, 1, 1)
+
+
+async def test_a_404_on_me_is_not_the_api(sandbox: Sandbox) -> None:
+    root = sandbox.base_url.removesuffix("/api/v1")
+    async with client_for(root) as client:
+        with pytest.raises(NotTheApiError) as raised:
+            await client.me()
+    assert str(raised.value) == (
+        f"GET {root}/me answered 404 route_not_found, not the Pivotal API: is this the API URL? "
+        "It should end in /api/v1, like https://my.pivotal.app/api/v1 "
+        "(check --base-url or PIVOTAL_BASE_URL)."
+    )
+    assert (raised.value.exit_code, client.stats.requests) == (3, 1)
+
+
+async def test_a_redirect_on_me_is_not_the_api() -> None:
+    """`http://` where the API is `https://` redirects: say where to, and do not follow."""
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPMovedPermanently(location="https://api.example.com/api/v1/me")
+
+    app = web.Application()
+    app.router.add_get("/api/v1/me", moved)
+    server = TestServer(app)
+    await server.start_server()
+    base_url = str(server.make_url("/api/v1"))
+    try:
+        async with proxy_client(server) as client:
+            with pytest.raises(NotTheApiError) as raised:
+                await client.me()
+    finally:
+        await server.close()
+    assert str(raised.value).startswith(
+        f"GET {base_url}/me answered 301, redirected to "
+        "https://api.example.com/api/v1/me, not the Pivotal API: is this the API URL?"
+    )
+    assert client.stats.requests == 1
+
+
+async def test_a_404_elsewhere_stays_an_api_status_error(sandbox: Sandbox) -> None:
+    async with client_for(sandbox) as client:
+        with pytest.raises(ApiStatusError) as raised:
+            await client.request("GET", "customers/cus_missing")
+    assert raised.value.status == 404 and not isinstance(raised.value, NotTheApiError)
+
+
+async def test_a_rejected_key_names_the_options_that_set_it() -> None:
+    config = SandboxConfig(rate_limit=0, revoked_keys=frozenset({"pivotal_gone"}))
+    names = ConnectionNames(key="--to-key", key_envvar="PIVOTAL_TO_API_KEY", url="--to-url")
+    async with running_sandbox(config) as sandbox:
+        async with client_for(sandbox, "pivotal_gone") as client:
+            with pytest.raises(AuthenticationError) as default:
+                await client.me()
+        async with client_for(sandbox, "pivotal_gone", names=names) as client:
+            with pytest.raises(AuthenticationError) as named:
+                await client.me()
+    assert default.value.remedy == "Check --api-key or PIVOTAL_API_KEY."
+    assert str(default.value).endswith(". Check --api-key or PIVOTAL_API_KEY.")
+    assert named.value.remedy == "Check --to-key or PIVOTAL_TO_API_KEY."
 
 
 async def test_odd_error_bodies_still_become_errors(flaky_proxy: TestServer) -> None:

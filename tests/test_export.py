@@ -788,5 +788,6 @@ def test_the_refusal_message_reads_as_one_sentence_each(
 
     assert result.stderr.splitlines() == [
         "Error: The API refused the export: 401 api_key_revoked: This API key has been revoked. "
+        "Check --api-key or PIVOTAL_API_KEY. "
         "The checkpoint is saved; run the same command again to resume."
     ]

@@ -7,9 +7,12 @@
 
 Every attempt waits for a concurrency slot, then for the `RateGovernor`, then is sent. A 2xx
 with a JSON object body is success. 429 pauses every worker (Retry-After) and retries; no response,
-5xx or an unusable 2xx body retries with backoff under the same Idempotency-Key; any other 4xx is
-raised as `ApiStatusError`. The client is tolerant, as the API contract asks: unknown fields and
-enum values pass through untouched, and a missing or odd error envelope still becomes an error.
+5xx or a garbled 2xx body (a proxy that cut it short) retries with backoff under the same
+Idempotency-Key; any other 4xx is raised as `ApiStatusError`. A URL that answers as something
+else than the API (an HTML page, a 404 on `/me`) raises `NotTheApiError` at once: retrying a
+wrong URL only makes the user wait for the same answer. The client is tolerant, as the API
+contract asks: unknown fields and enum values pass through untouched, and a missing or odd error
+envelope still becomes an error.
 
 The API key goes into the Authorization header and nowhere else: it is masked in `repr` and
 scrubbed from any text the server sends back into an exception message.
@@ -43,13 +46,14 @@ from bulk.errors import (
     AuthenticationError,
     BulkError,
     NoResponseError,
+    NotTheApiError,
     RateLimitedError,
     RequestAbandoned,
     ServerError,
     UsageError,
 )
 from bulk.interrupts import StopRequest
-from bulk.settings import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_S
+from bulk.settings import DEFAULT_BASE_URL, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_S, ConnectionNames
 
 _log = logging.getLogger(__name__)
 """Retries at debug level: method, path and the error, which never holds the key."""
@@ -62,6 +66,9 @@ DEFAULT_RETRY = RetryPolicy()
 MAX_MESSAGE_CHARS = 300
 """An error body that is not the API's envelope (a proxy's HTML page) is quoted this far."""
 JSON_CONTENT_TYPE = "application/json"
+HTML_CONTENT_TYPES = ("text/html", "application/xhtml+xml")
+API_PATH_SUFFIX = "/api/v1"
+"""How every base URL of the API ends; a URL without it reaches the web site, not the API."""
 WAIT_SHOWN_FROM_S = 1.0
 """A rate-limit wait shorter than this is pacing, not worth a word on the progress bar."""
 
@@ -108,6 +115,7 @@ class PivotalClient:
         clock: Clock = time.time,
         rng: random.Random | None = None,
         stop: StopRequest | None = None,
+        names: ConnectionNames | None = None,
     ) -> None:
         if concurrency < 1:
             raise UsageError(f"--concurrency must be at least 1, not {concurrency}.")
@@ -127,6 +135,8 @@ class PivotalClient:
         self._session: aiohttp.ClientSession | None = None
         self._governor: RateGovernor | None = None
         self._slots: asyncio.Semaphore | None = None
+        self.names = names or ConnectionNames()
+        """The options that set the key and URL: an error's remedy names them."""
         self.stop = stop
         """Once set, requests still waiting for a slot, the window or a retry are dropped."""
         self.latency_s: float | None = None
@@ -319,6 +329,8 @@ class PivotalClient:
         """Turn an HTTP answer into an `ApiResponse` or the matching `ApiStatusError`."""
         if 200 <= status < 300:
             body = _json_object(raw)
+            if body is None and _is_html(headers, raw):
+                raise self.not_the_api(where, "answered with an HTML page")
             if body is None:
                 raise NoResponseError(f"{where}: {status} with a body that is not a JSON object.")
             replayed = headers.get("Idempotent-Replayed", "").strip().lower() == "true"
@@ -331,6 +343,8 @@ class PivotalClient:
         fields = error if isinstance(error, dict) else {}
         text = raw.decode("utf-8", "replace").strip()[:MAX_MESSAGE_CHARS]
         message = _text(fields.get("message")) or text or f"HTTP {status}"
+        if 300 <= status < 400 and headers.get("Location"):
+            message = f"redirected to {headers['Location']}"
         error_type = _text(fields.get("type")) or "unknown"
         code = _text(fields.get("code")) or f"http_{status}"
         field = _text(fields.get("field"))
@@ -338,7 +352,18 @@ class PivotalClient:
         if status == 429:
             retry_after = _parse_retry_after(headers.get("Retry-After"), self._clock())
         error_class = status_error_class(status)
-        return error_class(status, error_type, code, self._scrub(message), field, retry_after)
+        error = error_class(status, error_type, code, self._scrub(message), field, retry_after)
+        if isinstance(error, AuthenticationError):
+            error.remedy = f"Check {self.names.key_source}."
+        return error
+
+    def not_the_api(self, where: str, answered: str) -> NotTheApiError:
+        """`GET …/me answered 404 route_not_found, not the Pivotal API: is this the API URL?`"""
+        return NotTheApiError(
+            f"{where} {answered}, not the Pivotal API: is this the API URL?",
+            f"It should end in {API_PATH_SUFFIX}, like {DEFAULT_BASE_URL} "
+            f"(check {self.names.url_source}).",
+        )
 
     def _scrub(self, text: str) -> str:
         """Belt and braces: a server that echoes the key back does not get it into our errors."""
@@ -371,8 +396,22 @@ class PivotalClient:
             query["cursor"] = cursor
 
     async def me(self) -> dict[str, Any]:
-        """The key and workspace the client talks as (`GET /me`)."""
-        return (await self.request("GET", "me")).body
+        """The key and workspace the client talks as (`GET /me`).
+
+        Every command asks this first, so it is where a wrong base URL shows: `/me` always
+        exists under the API's root, and the API never redirects, so a 404 or a redirect means
+        the URL does not point at that root (`http://` for `https://`, a missing `/api/v1`).
+        """
+        try:
+            return (await self.request("GET", "me")).body
+        except ApiStatusError as error:
+            if error.status == 404:
+                answered = f"answered 404 {error.code}"
+            elif 300 <= error.status < 400:
+                answered = f"answered {error.status}, {error.api_message}"
+            else:
+                raise
+            raise self.not_the_api(f"GET {self.base_url}/me", answered) from error
 
 
 def status_error_class(status: int) -> type[ApiStatusError]:
@@ -472,6 +511,15 @@ def _json_object(raw: bytes) -> dict[str, Any] | None:
     except (UnicodeDecodeError, ValueError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def _is_html(headers: Mapping[str, str], raw: bytes) -> bool:
+    """A web page, by its Content-Type or by how it starts (`<!doctype html>`, `<html>`)."""
+    content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if content_type in HTML_CONTENT_TYPES:
+        return True
+    start = raw[:512].lstrip().lower()
+    return start.startswith((b"<!doctype html", b"<html", b"<head", b"<body"))
 
 
 def _text(value: object) -> str | None:

@@ -31,10 +31,7 @@ async def open_client(
             base_url = await stack.enter_async_context(_embedded_sandbox(settings))
             api_key = api_key or EXAMPLE_KEY
         if not api_key:
-            raise UsageError(
-                "No API key.",
-                "Pass --api-key, set PIVOTAL_API_KEY, or add --sandbox to try bulk locally.",
-            )
+            raise UsageError("No API key.", _no_key_remedy(settings))
         yield await stack.enter_async_context(
             PivotalClient(
                 base_url,
@@ -43,8 +40,15 @@ async def open_client(
                 rate_limit=settings.rate_limit,
                 timeout_s=settings.timeout_s,
                 stop=stop,
+                names=settings.names,
             )
         )
+
+
+def _no_key_remedy(settings: ConnectionSettings) -> str:
+    names = settings.names
+    where = f"Pass {names.key}" + (f", set {names.key_envvar}," if names.key_envvar else "")
+    return f"{where} or add --sandbox to try bulk locally."
 
 
 @asynccontextmanager
