@@ -32,6 +32,7 @@ from bulk.settings import (
     DEFAULT_CHECKPOINT,
     DEFAULT_CONCURRENCY,
     DEFAULT_EXPORT_FORMAT,
+    DEFAULT_HEADROOM_PERCENT,
     DEFAULT_PART_ROWS,
     DEFAULT_SANDBOX_DB,
     DEFAULT_TIMEOUT_S,
@@ -189,6 +190,16 @@ pacing_options = option_group(
         "--rate-limit",
         type=click.IntRange(min=1),
         help="Requests/min ceiling per key (default: learned from X-RateLimit-Limit).",
+    ),
+    click.option(
+        "--headroom",
+        "headroom_percent",
+        type=click.FloatRange(0, 90),
+        default=DEFAULT_HEADROOM_PERCENT,
+        show_default=True,
+        metavar="PERCENT",
+        help="Share of the rate window left free while another client uses the same key "
+        "(0 takes everything).",
     ),
     click.option(
         "--timeout",

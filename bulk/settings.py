@@ -14,6 +14,8 @@ from bulk.schema import OBJECT_SCHEMAS
 DEFAULT_BASE_URL = "https://my.pivotal.app/api/v1"
 DEFAULT_CONCURRENCY = 4
 DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_HEADROOM_PERCENT = 10.0
+"""`--headroom`: the window's share kept free for another client on the same key."""
 DEFAULT_SANDBOX_DB = Path(".bulk/sandbox.sqlite")
 DEFAULT_CHECKPOINT = Path("bulk-import.sqlite")
 DEFAULT_PART_ROWS = 10_000
@@ -90,6 +92,8 @@ class ConnectionSettings:
     concurrency: int = DEFAULT_CONCURRENCY
     rate_limit: int | None = None
     """Requests/min ceiling; None: learned from X-RateLimit-Limit."""
+    headroom_percent: float = DEFAULT_HEADROOM_PERCENT
+    """Share of the window left free while another client uses the key."""
     timeout_s: float = DEFAULT_TIMEOUT_S
     names: ConnectionNames = field(default=ConnectionNames(), repr=False, compare=False)
     """Which options set the key and URL, for error remedies."""
@@ -106,7 +110,8 @@ class ConnectionSettings:
         return (
             f"ConnectionSettings(api_key={_mask(self.api_key)}, base_url={self.base_url!r}, "
             f"sandbox={self.sandbox}, concurrency={self.concurrency}, "
-            f"rate_limit={self.rate_limit}, timeout_s={self.timeout_s})"
+            f"rate_limit={self.rate_limit}, headroom_percent={self.headroom_percent}, "
+            f"timeout_s={self.timeout_s})"
         )
 
 

@@ -53,7 +53,13 @@ from bulk.errors import (
     UsageError,
 )
 from bulk.interrupts import StopRequest
-from bulk.settings import DEFAULT_BASE_URL, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_S, ConnectionNames
+from bulk.settings import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_HEADROOM_PERCENT,
+    DEFAULT_TIMEOUT_S,
+    ConnectionNames,
+)
 
 _log = logging.getLogger(__name__)
 """Retries at debug level: method, path and the error, which never holds the key."""
@@ -108,6 +114,7 @@ class PivotalClient:
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
         rate_limit: int | None = None,
+        headroom_percent: float = DEFAULT_HEADROOM_PERCENT,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         retry: RetryPolicy = DEFAULT_RETRY,
         user_agent: str = f"bulk/{__version__}",
@@ -125,6 +132,7 @@ class PivotalClient:
         self._api_key = api_key
         self.concurrency = concurrency
         self.rate_limit = rate_limit
+        self.headroom_percent = headroom_percent
         self.timeout_s = timeout_s
         self.retry = retry
         self.user_agent = user_agent
@@ -189,7 +197,10 @@ class PivotalClient:
             },
         )
         self._governor = RateGovernor(
-            ceiling_per_min=self.rate_limit, clock=self._clock, sleep=self._sleep
+            ceiling_per_min=self.rate_limit,
+            headroom_percent=self.headroom_percent,
+            clock=self._clock,
+            sleep=self._sleep,
         )
         self._slots = asyncio.Semaphore(self.concurrency)
         return self

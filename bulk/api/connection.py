@@ -38,6 +38,7 @@ async def open_client(
                 api_key,
                 concurrency=settings.concurrency,
                 rate_limit=settings.rate_limit,
+                headroom_percent=settings.headroom_percent,
                 timeout_s=settings.timeout_s,
                 stop=stop,
                 names=settings.names,

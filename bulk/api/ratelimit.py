@@ -45,13 +45,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiolimiter import AsyncLimiter
 
 from bulk.schema import LIVE_KEY_RATE_LIMIT, RATE_WINDOW_S
+from bulk.settings import DEFAULT_HEADROOM_PERCENT
 
 DEFAULT_LIMIT = LIVE_KEY_RATE_LIMIT
 """Requests per window assumed until a response carries `X-RateLimit-Limit` (the live-key limit)."""
 DEFAULT_WINDOW_S = RATE_WINDOW_S
 """The documented window, used until a response lets us measure it."""
-DEFAULT_HEADROOM_PERCENT = 10.0
-"""Share of the window left free while another client uses the key (`--headroom`)."""
 WINDOW_MARGIN_S = 0.25
 """Added to the measured window: later requests may reach the server slower than measured ones."""
 MAX_WINDOW_S = 3600.0
