@@ -350,12 +350,27 @@ def import_command(sources: tuple[Path, ...], **options: Any) -> None:
 
 @main.command()
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--errors",
+    "errors_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the errors CSV again here, from the checkpoint.",
+)
+@click.option(
+    "--results",
+    "results_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the results CSV again here, from the checkpoint.",
+)
 @reports_errors
-def status(checkpoint: Path) -> None:
-    """Show a checkpoint's rows by state and its last errors."""
-    from bulk.status import describe_checkpoint
+def status(checkpoint: Path, errors_path: Path | None, results_path: Path | None) -> None:
+    """Show a checkpoint's rows by state, its last errors and whether a run holds it."""
+    from bulk.status import describe_checkpoint, rewrite_reports
 
     click.echo(describe_checkpoint(checkpoint))
+    if errors_path is not None or results_path is not None:
+        for written in rewrite_reports(checkpoint, errors_path, results_path):
+            click.echo(f"Wrote {written}")
 
 
 def _passes(text: str) -> tuple[str, ...]:
@@ -399,6 +414,11 @@ def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
     default=DEFAULT_PART_ROWS,
     hidden=True,
     help="Rows per part file (the unit of resumption).",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace files in OUT_DIR that this export did not write (others stay as they are).",
 )
 @output_options
 @connection_options

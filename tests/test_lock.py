@@ -56,7 +56,7 @@ def test_a_released_lock_can_be_taken_again_and_names_nobody(tmp_path: Path) -> 
     with CheckpointLock(checkpoint, "bulk import"):
         assert current_holder(checkpoint) is not None
     assert current_holder(checkpoint) is None
-    assert lock_path(checkpoint).read_text() == ""
+    assert not lock_path(checkpoint).exists()  # a run that ends leaves no file behind
     with CheckpointLock(checkpoint, "bulk import"):
         pass
 
