@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from bulk.checkpoint_errors import Database, told_as_checkpoint_error
+from bulk.checkpoint_errors import (
+    Database,
+    has_sqlite_header,
+    not_a_checkpoint,
+    told_as_checkpoint_error,
+)
 from bulk.errors import CheckpointError
 from bulk.schema import CUSTOMER, OBJECT_SCHEMAS, canonical_json, now_timestamp
 
@@ -217,9 +222,6 @@ def _open_for_writing(path: Path | str) -> sqlite3.Connection:
     return db
 
 
-SQLITE_HEADER = b"SQLite format 3\x00"
-
-
 def open_read_only(path: Path | str) -> sqlite3.Connection:
     """Open for reading only, refusing a file that is not a `bulk` checkpoint.
 
@@ -229,8 +231,11 @@ def open_read_only(path: Path | str) -> sqlite3.Connection:
     `bulk` is copied into memory and migrated there, so it reads as a current one.
     """
     file = Path(path)
-    if not _has_sqlite_header(file):
-        raise CheckpointError(f"{file} is not a bulk checkpoint (not an SQLite database).")
+    try:
+        if not has_sqlite_header(file):
+            raise not_a_checkpoint(file)
+    except OSError as error:
+        raise CheckpointError(f"Cannot read the checkpoint {file}: {error.strerror}.") from error
     immutable = "" if Path(f"{file}-wal").exists() else "&immutable=1"
     db = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro{immutable}", uri=True)
     try:
@@ -245,14 +250,6 @@ def open_read_only(path: Path | str) -> sqlite3.Connection:
         db.close()
         raise
     return db
-
-
-def _has_sqlite_header(file: Path) -> bool:
-    try:
-        with file.open("rb") as opened:
-            return opened.read(len(SQLITE_HEADER)) == SQLITE_HEADER
-    except OSError as error:
-        raise CheckpointError(f"Cannot read the checkpoint {file}: {error.strerror}.") from error
 
 
 def _migrated_copy(db: sqlite3.Connection) -> sqlite3.Connection:

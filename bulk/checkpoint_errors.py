@@ -30,6 +30,8 @@ UNWRITABLE_REMEDY = (
     "(nothing else may stand where they go), then run the same command again."
 )
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
 _BUSY = {"SQLITE_BUSY", "SQLITE_LOCKED"}
 _DAMAGED = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
 _FULL = {"SQLITE_FULL"}
@@ -46,6 +48,27 @@ def _primary(error: sqlite3.Error) -> str:
     return name
 
 
+def has_sqlite_header(file: Path) -> bool:
+    """Whether the file starts as every SQLite database does (raises `OSError`)."""
+    with file.open("rb") as opened:
+        return opened.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+
+
+def not_a_checkpoint(path: Path | str) -> CheckpointError:
+    return CheckpointError(
+        f"{path} is not a bulk checkpoint (not an SQLite database).",
+        "Pass the path of a bulk checkpoint, or of a file that does not exist yet.",
+    )
+
+
+def _is_foreign(path: Path | str) -> bool:
+    """A file that is not SQLite at all (not a damaged checkpoint)."""
+    try:
+        return not has_sqlite_header(Path(path))
+    except OSError:
+        return False
+
+
 def checkpoint_error(path: Path | str, error: sqlite3.Error) -> CheckpointError | None:
     """The one line for `error` on the checkpoint at `path`; None for an error that is a bug
     of ours (a misuse of SQLite), which must keep its traceback."""
@@ -53,6 +76,8 @@ def checkpoint_error(path: Path | str, error: sqlite3.Error) -> CheckpointError 
     if kind in _BUSY:
         holder = current_holder(Path(path)) or Holder(None, None, None, None)
         return CheckpointBusyError(Path(path), holder)
+    if kind in _DAMAGED and _is_foreign(path):
+        return not_a_checkpoint(path)
     if kind in _DAMAGED:
         return CheckpointError(f"The checkpoint {path} is damaged ({error}).", DAMAGED_REMEDY)
     if kind in _FULL:
