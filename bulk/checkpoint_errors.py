@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from bulk.errors import RESUME_HINT, CheckpointBusyError, CheckpointError
 from bulk.lock import Holder, current_holder
@@ -94,16 +94,21 @@ def checkpoint_error(path: Path | str, error: sqlite3.Error) -> CheckpointError 
     return None
 
 
+def raise_told(path: Path | str, error: sqlite3.Error) -> NoReturn:
+    """Raise `error` as its `checkpoint_error` (a bug of ours as it is)."""
+    told = checkpoint_error(path, error)
+    if told is None:
+        raise error
+    raise told from error
+
+
 @contextmanager
 def told_as_checkpoint_error(path: Path | str) -> Iterator[None]:
     """Re-raise SQLite's errors inside as `checkpoint_error`s (bugs pass unchanged)."""
     try:
         yield
     except sqlite3.Error as error:
-        told = checkpoint_error(path, error)
-        if told is None:
-            raise
-        raise told from error
+        raise_told(path, error)
 
 
 class Rows:
@@ -122,12 +127,16 @@ class Rows:
         return self._cursor.rowcount
 
     def fetchone(self) -> Any:
-        with told_as_checkpoint_error(self._path):
+        try:
             return self._cursor.fetchone()
+        except sqlite3.Error as error:
+            raise_told(self._path, error)
 
     def fetchall(self) -> list[Any]:
-        with told_as_checkpoint_error(self._path):
+        try:
             return self._cursor.fetchall()
+        except sqlite3.Error as error:
+            raise_told(self._path, error)
 
     def __iter__(self) -> Iterator[Any]:
         with told_as_checkpoint_error(self._path):
@@ -148,12 +157,16 @@ class Database:
         return self.connection.in_transaction
 
     def execute(self, sql: str, parameters: Any = ()) -> Rows:
-        with told_as_checkpoint_error(self.path):
+        try:  # not a `with`: this runs for every statement of a run
             return Rows(self.connection.execute(sql, parameters), self.path)
+        except sqlite3.Error as error:
+            raise_told(self.path, error)
 
     def executemany(self, sql: str, parameters: Iterable[Any]) -> Rows:
-        with told_as_checkpoint_error(self.path):
+        try:
             return Rows(self.connection.executemany(sql, parameters), self.path)
+        except sqlite3.Error as error:
+            raise_told(self.path, error)
 
     def rollback(self) -> None:
         """End the open transaction, if SQLite has not already (it does on a full disk)."""

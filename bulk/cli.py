@@ -152,6 +152,24 @@ output_options = option_group(
 """What a command prints besides its summary: the JSON report, and no progress bars."""
 
 
+def row_files_options(errors_help: str, results_help: str) -> Callable[[F], F]:
+    """`--errors PATH` and `--results PATH`: where the rows' CSV files go (import, status)."""
+    return option_group(
+        click.option(
+            "--errors",
+            "errors_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help=errors_help,
+        ),
+        click.option(
+            "--results",
+            "results_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help=results_help,
+        ),
+    )
+
+
 class CommandOutcome(Protocol):
     exit_code: int
     warnings: list[str]
@@ -293,17 +311,9 @@ def _announce_sandbox(sandbox: Sandbox) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Validate and print the plan; send no write.")
 @click.option("--strict", is_flag=True, help="Send nothing if any row is invalid.")
-@click.option(
-    "--errors",
-    "errors_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Errors CSV (default: <checkpoint>.errors.csv).",
-)
-@click.option(
-    "--results",
-    "results_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Results CSV (default: <checkpoint>.results.csv).",
+@row_files_options(
+    "Errors CSV (default: <checkpoint>.errors.csv).",
+    "Results CSV (default: <checkpoint>.results.csv).",
 )
 @click.option(
     "--passes",
@@ -350,17 +360,9 @@ def import_command(sources: tuple[Path, ...], **options: Any) -> None:
 
 @main.command()
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--errors",
-    "errors_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the errors CSV again here, from the checkpoint.",
-)
-@click.option(
-    "--results",
-    "results_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the results CSV again here, from the checkpoint.",
+@row_files_options(
+    "Write the errors CSV again here, from the checkpoint.",
+    "Write the results CSV again here, from the checkpoint.",
 )
 @reports_errors
 def status(checkpoint: Path, errors_path: Path | None, results_path: Path | None) -> None:
