@@ -19,6 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from bulk.checkpoint_errors import (
+    Database,
+    has_sqlite_header,
+    not_a_checkpoint,
+    told_as_checkpoint_error,
+)
 from bulk.errors import CheckpointError
 from bulk.schema import CUSTOMER, OBJECT_SCHEMAS, canonical_json, now_timestamp
 
@@ -71,18 +77,26 @@ def migrate(db: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS
             step.apply(db)
             db.execute("INSERT INTO migrations VALUES (?, ?)", (step.name, now_text()))
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
     return [step.name for step in pending]
 
 
 def _pending(db: sqlite3.Connection, migrations: Sequence[Migration]) -> list[Migration]:
+    applied = _applied(db)
+    return [step for step in migrations if step.name not in applied]
+
+
+def _applied(db: sqlite3.Connection) -> set[str]:
+    """The names of the migrations `db` has had (none for a file that is no checkpoint)."""
     has_table = db.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'"
     ).fetchone()
-    applied = {row[0] for row in db.execute("SELECT name FROM migrations")} if has_table else set()
-    return [step for step in migrations if step.name not in applied]
+    if not has_table:
+        return set()
+    return {str(row[0]) for row in db.execute("SELECT name FROM migrations")}
 
 
 @migration("001_rows")
@@ -192,6 +206,61 @@ def _from_values(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _open_for_writing(path: Path | str) -> sqlite3.Connection:
+    """Open (creating the file and its folder) and migrate."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA busy_timeout = 5000")
+        migrate(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def open_read_only(path: Path | str) -> sqlite3.Connection:
+    """Open for reading only, refusing a file that is not a `bulk` checkpoint.
+
+    Nothing is written or created: a cleanly closed WAL file (no `-wal` beside it) is opened
+    `immutable`, since even a read-only open would create its `-wal` and `-shm`; a file in use
+    (its `-wal` is there) is read as SQLite's readers do. A checkpoint written by an older
+    `bulk` is copied into memory and migrated there, so it reads as a current one.
+    """
+    file = Path(path)
+    try:
+        if not has_sqlite_header(file):
+            raise not_a_checkpoint(file)
+    except OSError as error:
+        raise CheckpointError(f"Cannot read the checkpoint {file}: {error.strerror}.") from error
+    immutable = "" if Path(f"{file}-wal").exists() else "&immutable=1"
+    db = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro{immutable}", uri=True)
+    try:
+        applied = _applied(db)
+        if MIGRATIONS[0].name not in applied:
+            raise CheckpointError(
+                f"{file} is not a bulk checkpoint (an SQLite database of another program)."
+            )
+        if _pending(db, MIGRATIONS):
+            db = _migrated_copy(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _migrated_copy(db: sqlite3.Connection) -> sqlite3.Connection:
+    """An in-memory copy of `db`, migrated; `db` is closed and stays as it was."""
+    memory = sqlite3.connect(":memory:", isolation_level=None)
+    db.backup(memory)
+    db.close()
+    migrate(memory)
+    return memory
+
+
 @dataclass(frozen=True)
 class RowState:
     """A checkpoint row as the sending phase needs it."""
@@ -291,22 +360,19 @@ class Run:
 
 
 class Checkpoint:
-    """The SQLite checkpoint of one import (see the module docstring)."""
+    """The SQLite checkpoint of one import or export (see the module docstring).
 
-    def __init__(self, path: Path | str) -> None:
+    Every SQLite error on it, read or write, reaches the caller as one `CheckpointError` whose
+    remedy never risks the file (`bulk.checkpoint_errors`); `read_only=True` (what `bulk
+    status` uses) changes no byte and creates no file.
+    """
+
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
         self.path = path
         self._nested = False
-        try:
-            self._db = sqlite3.connect(str(path), isolation_level=None)
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.execute("PRAGMA busy_timeout = 5000")
-            migrate(self._db)
-        except sqlite3.DatabaseError as error:
-            raise CheckpointError(
-                f"Cannot use the checkpoint {path}: {error}.",
-                "Pass another --checkpoint, or move this file away to start over.",
-            ) from error
+        connect = open_read_only if read_only else _open_for_writing
+        with told_as_checkpoint_error(path):
+            self._db = Database(connect(path), path)
 
     def close(self) -> None:
         self._db.close()
@@ -320,7 +386,7 @@ class Checkpoint:
         try:
             yield
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.rollback()
             raise
         self._db.execute("COMMIT")
 
@@ -333,7 +399,7 @@ class Checkpoint:
             yield
         finally:
             self._nested = False
-            self._db.execute("ROLLBACK")
+            self._db.rollback()
 
     # -- runs --------------------------------------------------------------------------------
 
@@ -347,6 +413,13 @@ class Checkpoint:
         cursor = self._db.execute("INSERT INTO runs (started_at) VALUES (?)", (now_text(),))
         assert cursor.lastrowid is not None
         return Run(cursor.lastrowid, False, None, False)
+
+    def latest_run(self) -> Run | None:
+        """The last run, finished or not, without starting one (`bulk status` reads it)."""
+        row = self._db.execute(
+            "SELECT id, finished_at, fingerprint, planned FROM runs ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else Run(row[0], row[1] is None, row[2], bool(row[3]))
 
     def mark_planned(self, run: Run, fingerprint: str) -> None:
         self._db.execute(
@@ -572,6 +645,15 @@ class Checkpoint:
         ):
             counts.setdefault(pass_name, {})["invalid"] = count
         return counts
+
+    def invalid_counts(self, run: Run) -> dict[str, int]:
+        """Per pass, the rows of this run that failed validation."""
+        return {
+            str(pass_name): int(count)
+            for pass_name, count in self._db.execute(
+                "SELECT pass, count(*) FROM invalid_rows WHERE run = ? GROUP BY 1", (run.id,)
+            )
+        }
 
     def invalid_count(self, run: Run) -> int:
         row = self._db.execute("SELECT count(*) FROM invalid_rows WHERE run = ?", (run.id,))

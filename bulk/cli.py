@@ -227,6 +227,24 @@ output_options = option_group(
 """What a command prints besides its summary: the JSON report, and no progress bars."""
 
 
+def row_files_options(errors_help: str, results_help: str) -> Callable[[F], F]:
+    """`--errors PATH` and `--results PATH`: where the rows' CSV files go (import, status)."""
+    return option_group(
+        click.option(
+            "--errors",
+            "errors_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help=errors_help,
+        ),
+        click.option(
+            "--results",
+            "results_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help=results_help,
+        ),
+    )
+
+
 class CommandOutcome(Protocol):
     exit_code: int
     warnings: list[str]
@@ -415,17 +433,9 @@ def _announce_sandbox(sandbox: Sandbox) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Validate and print the plan; send no write.")
 @click.option("--strict", is_flag=True, help="Send nothing if any row is invalid.")
-@click.option(
-    "--errors",
-    "errors_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Errors CSV (default: <checkpoint>.errors.csv).",
-)
-@click.option(
-    "--results",
-    "results_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Results CSV (default: <checkpoint>.results.csv).",
+@row_files_options(
+    "Errors CSV (default: <checkpoint>.errors.csv).",
+    "Results CSV (default: <checkpoint>.results.csv).",
 )
 @click.option(
     "--passes",
@@ -472,12 +482,19 @@ def import_command(sources: tuple[Path, ...], **options: Any) -> None:
 
 @main.command()
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@row_files_options(
+    "Write the errors CSV again here, from the checkpoint.",
+    "Write the results CSV again here, from the checkpoint.",
+)
 @reports_errors
-def status(checkpoint: Path) -> None:
-    """Show a checkpoint's rows by state and its last errors."""
-    from bulk.status import describe_checkpoint
+def status(checkpoint: Path, errors_path: Path | None, results_path: Path | None) -> None:
+    """Show a checkpoint's rows by state, its last errors and whether a run holds it."""
+    from bulk.status import describe_checkpoint, rewrite_reports
 
     click.echo(describe_checkpoint(checkpoint))
+    if errors_path is not None or results_path is not None:
+        for written in rewrite_reports(checkpoint, errors_path, results_path):
+            click.echo(f"Wrote {written}")
 
 
 def _passes(text: str) -> tuple[str, ...]:
@@ -521,6 +538,11 @@ def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
     default=DEFAULT_PART_ROWS,
     hidden=True,
     help="Rows per part file (the unit of resumption).",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace files in OUT_DIR that this export did not write (others stay as they are).",
 )
 @output_options
 @connection_options

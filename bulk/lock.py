@@ -3,8 +3,10 @@
 The lock is `flock` on a file beside the checkpoint (`bulk-import.sqlite.lock`), which the
 kernel releases when its holder exits, however it exits (`kill -9` included): a stale file never
 blocks the next run. The file holds who took it (pid, host, start time, command) so that a
-refused run, and `bulk status`, can name the holder. The checkpoint's own SQLite locks are no
-substitute: they guard single transactions, not a run.
+refused run, and `bulk status`, can name the holder. A run that ends removes the file (while
+still holding it, so no other run can be holding a lock on a file that no longer has a name);
+one that was killed leaves it, empty of meaning, for the next run to take. The checkpoint's own
+SQLite locks are no substitute: they guard single transactions, not a run.
 """
 
 from __future__ import annotations
@@ -62,28 +64,36 @@ class CheckpointLock:
 
     def acquire(self) -> None:
         """Take the lock at once or raise `CheckpointBusyError` naming the holder."""
+        while True:
+            fd = self._open()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                os.close(fd)
+                if error.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                    raise
+                raise CheckpointBusyError(self.checkpoint, _read_holder(self.path)) from None
+            if _still_named(fd, self.path):
+                break
+            os.close(fd)  # its holder removed that file as we opened it: take the new one
+        self._fd = fd
+        self._write_holder()
+
+    def _open(self) -> int:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
             raise CheckpointError(
                 f"Cannot create the lock file {self.path}: {error.strerror}.",
                 "Make its folder writable, or pass another --checkpoint.",
             ) from error
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            os.close(fd)
-            if error.errno not in (errno.EWOULDBLOCK, errno.EACCES):
-                raise
-            raise CheckpointBusyError(self.checkpoint, _read_holder(self.path)) from None
-        self._fd = fd
-        self._write_holder()
 
     def release(self) -> None:
         if self._fd is None:
             return
-        with suppress(OSError):  # leave no stale holder behind for `bulk status` to show
-            os.ftruncate(self._fd, 0)
+        with suppress(OSError):  # still held: no other run can be using this file
+            self.path.unlink()
         os.close(self._fd)  # closing releases the flock
         self._fd = None
 
@@ -109,6 +119,16 @@ class CheckpointLock:
         traceback: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def _still_named(fd: int, path: Path) -> bool:
+    """Whether `path` still names the file open as `fd` (a releasing holder unlinks it)."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 def current_holder(checkpoint: Path) -> Holder | None:

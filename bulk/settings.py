@@ -160,6 +160,8 @@ class ExportSettings:
     part_rows: int = DEFAULT_PART_ROWS
     reuse_finished: bool = False
     """Keep a finished export as it is (a re-run migration) instead of exporting anew."""
+    overwrite: bool = False
+    """Replace files in `out_dir` that this export did not write (else it refuses to start)."""
 
     @property
     def checkpoint_file(self) -> Path:

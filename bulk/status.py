@@ -1,4 +1,10 @@
-"""`bulk status`: what a checkpoint holds, readable while an import or an export runs."""
+"""`bulk status`: what a checkpoint holds, readable while an import or an export runs.
+
+It opens the checkpoint read-only (`Checkpoint(path, read_only=True)`): no migration, no table,
+no `-wal` or lock file is created, so pointing it at any file is harmless, and a file that is not
+a `bulk` checkpoint gets one line saying so. Whether a live run holds the checkpoint comes from
+its lock file, read without taking it (`bulk.lock.current_holder`).
+"""
 
 from __future__ import annotations
 
@@ -7,47 +13,94 @@ from pathlib import Path
 from bulk.checkpoint import STATES, Checkpoint
 from bulk.display import format_table
 from bulk.exporting.state import ExportState
+from bulk.importing.reports import write_errors_file, write_results_file
+from bulk.lock import current_holder
 from bulk.schema import OBJECT_SCHEMAS
 from bulk.settings import pass_order
 
+COLUMNS = (*STATES, "invalid")
+"""The import table's columns after `pass`: rows by state, then rows that failed validation."""
+
 
 def describe_checkpoint(path: Path) -> str:
-    """An import checkpoint's rows by state and last errors, or an export's progress."""
-    checkpoint = Checkpoint(path)
+    """An import checkpoint's rows by state and last errors, or an export's progress, and
+    whether a live process holds it."""
+    checkpoint = Checkpoint(path, read_only=True)
     try:
-        counts = checkpoint.state_counts()
-        errors = checkpoint.last_errors()
         export = ExportState.load(checkpoint)
+        counts = _counts(checkpoint)
+        text = (
+            _describe_export(export)
+            if export is not None and not counts
+            else _describe_import(checkpoint, counts)
+        )
     finally:
         checkpoint.close()
-    if export is not None and not counts:
-        return _describe_export(export)
+    return f"{text}\n{_holder_line(path)}"
+
+
+def rewrite_reports(path: Path, errors: Path | None, results: Path | None) -> list[Path]:
+    """Write the errors and/or results file of the checkpoint's latest run again, from the
+    checkpoint alone (nothing is sent); the files written (no errors file when no row has a
+    problem)."""
+    checkpoint = Checkpoint(path, read_only=True)
+    try:
+        run = checkpoint.latest_run()
+        if run is None:
+            return []
+        written = [write_errors_file(checkpoint, run, errors)] if errors is not None else []
+        if results is not None:
+            written.append(write_results_file(checkpoint, run, results))
+    finally:
+        checkpoint.close()
+    return [file for file in written if file is not None]
+
+
+def _counts(checkpoint: Checkpoint) -> dict[str, dict[str, int]]:
+    """Per pass, rows by state and the latest run's invalid rows."""
+    counts = checkpoint.state_counts()
+    run = checkpoint.latest_run()
+    for pass_name, invalid in (checkpoint.invalid_counts(run) if run else {}).items():
+        counts.setdefault(pass_name, {})["invalid"] = invalid
+    return counts
+
+
+def _describe_import(checkpoint: Checkpoint, counts: dict[str, dict[str, int]]) -> str:
     rows = [
-        (pass_name, *(str(states.get(state, 0)) for state in STATES))
+        (pass_name, *(states.get(column, 0) for column in COLUMNS))
         for pass_name, states in sorted(counts.items(), key=lambda item: pass_order(item[0]))
     ]
-    lines = [format_table(("pass", *STATES), rows)]
+    lines = [format_table(("pass", *COLUMNS), rows)]
     if not counts:
         lines.append("(no rows yet)")
+    errors = checkpoint.last_errors()
     if errors:
-        lines.append("")
-        lines.append("Last errors:")
-        for pass_name, key, line, code, message in errors:
-            lines.append(f"  {pass_name} line {line} ({key}): {code}: {message}")
+        lines += ["", "Last errors:"]
+        lines += [
+            f"  {pass_name} line {line} ({key}): {code}: {message}"
+            for pass_name, key, line, code, message in errors
+        ]
     return "\n".join(lines)
 
 
 def _describe_export(state: ExportState) -> str:
     phase = "finished" if state.finished else "in progress (or stopped)"
-    lines = [f"export of workspace {state.workspace!r}: {phase}"]
-    for schema in OBJECT_SCHEMAS:
-        progress = state.of(schema)
-        # the fixed widths are this line's documented layout (tests/test_import_cli.py pins it)
-        lines.append(
-            f"  {schema.collection:<12} {progress.rows:>9} rows written in {progress.parts} parts"
-        )
+    rows = [
+        (schema.collection, state.of(schema).rows, state.of(schema).parts)
+        for schema in OBJECT_SCHEMAS
+    ]
+    lines = [
+        f"export of workspace {state.workspace!r}: {phase}",
+        format_table(("type", "rows", "parts"), rows),
+    ]
     if state.contacts_walked:
-        lines.append(f"  contacts walked for {state.contacts_walked} customers")
-    for warning in state.warnings:
-        lines.append(f"  warning: {warning}")
+        lines.append(f"contacts walked for {state.contacts_walked} customers")
+    lines += [f"warning: {warning}" for warning in state.warnings]
     return "\n".join(lines)
+
+
+def _holder_line(path: Path) -> str:
+    holder = current_holder(path)
+    if holder is None:
+        return "Not in use by a live process."
+    return f"In use by {holder.describe()}."

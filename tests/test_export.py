@@ -544,14 +544,17 @@ async def test_onboardings_over_a_page_in_one_ms_are_recovered_by_customer(
     assert_exactly_the_live_rows(read(settings.out_dir, "onboarding"), live(timed, "onboarding"))
 
 
-async def interrupted_after(sandbox: Sandbox, requests: int, settings: ExportSettings) -> Any:
-    """Run the export and press Ctrl-C once the sandbox has admitted `requests` more GETs."""
+async def interrupted_after(
+    sandbox: Sandbox, requests: int, settings: ExportSettings, signum: int = signal.SIGINT
+) -> Any:
+    """Run the export and press Ctrl-C (or send `signum`) once the sandbox has admitted
+    `requests` more GETs."""
     target = sandbox.stats.methods["GET"] + requests
 
     async def ctrl_c() -> None:
         while sandbox.stats.methods["GET"] < target:
             await asyncio.sleep(0.001)
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signum)
 
     interrupter = asyncio.create_task(ctrl_c())
     outcome = await run_export(settings)
@@ -604,6 +607,26 @@ async def test_an_interrupted_csv_export_resumes_without_reading_anything_twice(
     uninterrupted = 1 + (4 + 5) + 250 + 1
     assert stopped.requests + resumed.requests == uninterrupted
     assert timed.stats.methods["GET"] - gets == uninterrupted
+
+
+async def test_sigterm_stops_the_export_with_143_and_the_next_run_finishes_it(
+    sandbox: Sandbox, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    await asyncio.gather(
+        *(create(http, sandbox, "/customers", {"name": f"C{n}"}) for n in range(150))
+    )
+    settings = export_settings(sandbox, tmp_path, part_rows=50)
+
+    stopped = await interrupted_after(sandbox, 20, settings, signal.SIGTERM)  # in the contacts
+
+    assert stopped.exit_code == 143, stopped.error
+    assert stopped.error == (
+        "Interrupted. The checkpoint is saved; run the same command again to resume."
+    )
+    assert not (settings.out_dir / "manifest.json").exists()
+    resumed = await run_export(settings)
+    assert resumed.exit_code == 0, resumed.error
+    assert resumed.counts["customer"] == 150
 
 
 async def test_a_customer_deleted_before_its_contacts_walk_does_not_fail_the_export(

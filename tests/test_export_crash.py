@@ -24,6 +24,7 @@ from helpers import ManualClock, create, kill_when
 from bulk.checkpoint import Checkpoint
 from bulk.exporting.exporter import CONTACT_BATCH, run_export
 from bulk.exporting.state import ExportState
+from bulk.interrupts import STOPPING
 from bulk.sandbox import Sandbox, SandboxConfig, sandbox_in_thread
 from bulk.schema import CUSTOMER, CUSTOMER_STATUSES, ONBOARDING, ONBOARDING_STATES
 from bulk.settings import ConnectionSettings, ExportSettings
@@ -240,8 +241,9 @@ def test_ctrl_c_finishes_the_batch_saves_and_exits_130_then_resumes_exactly(
     stdout, stderr = process.communicate(timeout=30)
 
     assert process.returncode == 130, stderr.decode()
-    assert stderr.decode().splitlines() == [
-        "Error: Interrupted. The checkpoint is saved; run the same command again to resume."
+    assert stderr.decode().splitlines() == [  # SPEC: it says at once that it is stopping
+        STOPPING,
+        "Error: Interrupted. The checkpoint is saved; run the same command again to resume.",
     ]
     assert stdout.decode().splitlines()[0].split() == ["customers", "300"]
     assert walking(out_dir) == "contact"

@@ -56,7 +56,7 @@ def test_a_released_lock_can_be_taken_again_and_names_nobody(tmp_path: Path) -> 
     with CheckpointLock(checkpoint, "bulk import"):
         assert current_holder(checkpoint) is not None
     assert current_holder(checkpoint) is None
-    assert lock_path(checkpoint).read_text() == ""
+    assert not lock_path(checkpoint).exists()  # a run that ends leaves no file behind
     with CheckpointLock(checkpoint, "bulk import"):
         pass
 
@@ -83,3 +83,33 @@ def test_asking_who_holds_a_checkpoint_creates_no_file(tmp_path: Path) -> None:
     checkpoint = tmp_path / "bulk-import.sqlite"
     assert current_holder(checkpoint) is None
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lock_for_a_checkpoint_in_a_folder_not_made_yet_makes_the_folder(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "state" / "nightly.sqlite"
+    with CheckpointLock(checkpoint, "bulk import"):
+        assert lock_path(checkpoint).exists()
+    assert sorted(p.name for p in checkpoint.parent.iterdir()) == []
+
+
+def test_a_file_removed_by_a_releasing_holder_is_not_taken(tmp_path: Path) -> None:
+    """Between opening the lock file and locking it, its holder may release (and unlink) it:
+    the lock then re-opens by name, so two runs never hold locks on two different files."""
+    checkpoint = tmp_path / "bulk-import.sqlite"
+    first = CheckpointLock(checkpoint, "bulk import")
+    second = CheckpointLock(checkpoint, "bulk import")
+    opened = second._open()
+    first.acquire()
+    first.release()  # unlinks the file `opened` refers to
+    original_open = second._open
+    calls = [opened]
+
+    def open_again() -> int:
+        return calls.pop() if calls else original_open()
+
+    second._open = open_again  # type: ignore[method-assign]
+    second.acquire()
+    try:
+        assert current_holder(checkpoint) is not None  # the file by that name is the held one
+    finally:
+        second.release()

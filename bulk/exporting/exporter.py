@@ -7,6 +7,11 @@ recovers the rows the API's cursor skips (`bulk.exporting.walker`). Rows go to p
 in the checkpoint right after each part, so a killed export continues from the last part and
 never holds more than one part in memory. At the end the parts are merged into one file per type
 and `manifest.json` is written.
+
+Before anything is sent, the export takes its checkpoint's lock (one run per checkpoint) and
+refuses a folder holding files it did not write (`bulk.exporting.folder`). Ctrl-C or SIGTERM
+(`StopRequest`) stops it between requests: those waiting for a rate-limit slot or a retry are
+dropped, the parts written so far are kept, and the next run continues from them.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ import asyncio
 import json
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -32,13 +38,16 @@ from bulk.errors import (
     ApiStatusError,
     AuthenticationError,
     NoResponseError,
+    RequestAbandoned,
     UsageError,
     as_sentence,
 )
+from bulk.exporting.folder import MANIFEST, PARTS_DIR, refuse_foreign_files
 from bulk.exporting.state import ExportState
 from bulk.exporting.tables import frame, merge_parts, write_part
 from bulk.exporting.walker import Split, WalkState, WalkWarnings, walk
-from bulk.interrupts import stop_on_interrupt
+from bulk.interrupts import StopRequest
+from bulk.lock import CheckpointLock
 from bulk.progress import PassProgress, ProgressFactory
 from bulk.schema import (
     CONTACT,
@@ -54,6 +63,7 @@ from bulk.schema import (
 )
 from bulk.settings import ExportSettings
 
+T = TypeVar("T")
 CONTACT_BATCH = 64
 """Customers whose contacts are fetched together (at most `concurrency` requests at a time)."""
 CUSTOMER_SPLITS = (Split("status", CUSTOMER_STATUSES),)
@@ -97,14 +107,22 @@ class ExportOutcome:
 async def run_export(
     settings: ExportSettings, progress: ProgressFactory | None = None
 ) -> ExportOutcome:
-    """Export the workspace, continuing a killed export from its checkpoint."""
+    """Export the workspace, continuing a killed export from its checkpoint.
+
+    Refused at once, nothing sent: a checkpoint another live run holds (`CheckpointBusyError`),
+    an `out_dir` holding files the export did not write unless `settings.overwrite`
+    (`OutputError`).
+    """
     started = time.monotonic()
-    settings.out_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = Checkpoint(settings.checkpoint_file)
-    try:
-        return await _export(settings, checkpoint, progress or ProgressFactory(quiet=True), started)
-    finally:
-        checkpoint.close()
+    with CheckpointLock(settings.checkpoint_file, "bulk export"):
+        refuse_foreign_files(settings)
+        settings.out_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint = Checkpoint(settings.checkpoint_file)
+        try:
+            factory = progress or ProgressFactory(quiet=True)
+            return await _export(settings, checkpoint, factory, started)
+        finally:
+            checkpoint.close()
 
 
 async def _export(
@@ -116,18 +134,18 @@ async def _export(
             return _finished_outcome(settings, started)
         state = ExportState()
     _check_format(checkpoint, state, settings)
-    stop = asyncio.Event()
     client: PivotalClient | None = None
     outcome: ExportOutcome
-    with stop_on_interrupt(stop):
+    with StopRequest() as stop:
         try:
-            async with open_client(settings.connection) as client:
+            async with open_client(settings.connection, stop) as client:
                 run = _ExportRun(settings, checkpoint, state, client, progress, stop)
-                await run.all_phases()
-                if stop.is_set():
-                    outcome = _partial(checkpoint, 130, f"Interrupted. {RESUME_HINT}")
-                else:
+                with suppress(RequestAbandoned):  # a stop dropped the requests still waiting
+                    await run.all_phases()
+                if state.finished:
                     outcome = _finished_outcome(settings, started)
+                else:
+                    outcome = _partial(checkpoint, stop.exit_code, f"Interrupted. {RESUME_HINT}")
         except (AuthenticationError, NoResponseError) as refused:
             outcome = _partial(
                 checkpoint, 3, f"The API refused the export: {as_sentence(refused)} {RESUME_HINT}"
@@ -165,7 +183,7 @@ class _ExportRun:
         state: ExportState,
         client: PivotalClient,
         progress: ProgressFactory,
-        stop: asyncio.Event,
+        stop: StopRequest,
     ) -> None:
         self.settings = settings
         self.checkpoint = checkpoint
@@ -173,7 +191,7 @@ class _ExportRun:
         self.client = client
         self.progress = progress
         self.stop = stop
-        self.parts_dir = settings.out_dir / ".parts"
+        self.parts_dir = settings.out_dir / PARTS_DIR
         self.parts_dir.mkdir(exist_ok=True)
         self.warnings = WalkWarnings(list(state.warnings))
 
@@ -198,26 +216,33 @@ class _ExportRun:
         if position.finished or self.stop.is_set():
             return
         buffer: list[dict[str, Any]] = []
+        pages = walk(
+            self._fetch(f"/{schema.collection}"),
+            position,
+            splits=splits,
+            warnings=self.warnings,
+            label=schema.collection,
+        )
         with self._bar(schema) as bar:
-            async for rows in walk(
-                self._fetch(f"/{schema.collection}"),
-                position,
-                splits=splits,
-                warnings=self.warnings,
-                label=schema.collection,
-            ):
-                buffer += rows
-                bar.advance(len(rows))
-                if (
-                    len(buffer) >= self.settings.part_rows
-                    or position.finished
-                    or self.stop.is_set()
-                ):
-                    progress.walk = position.copy()
-                    self._write_part(schema, buffer)
-                    buffer = []
-                if self.stop.is_set():
-                    return
+            try:
+                async for rows in pages:
+                    buffer += rows
+                    bar.advance(len(rows))
+                    if (
+                        len(buffer) >= self.settings.part_rows
+                        or position.finished
+                        or self.stop.is_set()
+                    ):
+                        progress.walk = position.copy()
+                        self._write_part(schema, buffer)
+                        buffer = []
+                    if self.stop.is_set():
+                        return
+            except RequestAbandoned:
+                # `position` follows the last page read: keep what was read up to it
+                progress.walk = position.copy()
+                self._write_part(schema, buffer)
+                raise
 
     async def _late_customers(self) -> None:
         """Customers created after the customer walk whose onboardings the later walk met:
@@ -226,7 +251,9 @@ class _ExportRun:
             return
         exported = set(self._column(CUSTOMER, "id"))
         missing = sorted(set(self._column(ONBOARDING, "customer_external_id")) - exported)
-        found = await asyncio.gather(*(self._customer(customer_id) for customer_id in missing))
+        found, error = await _leading_results(self._customer(c) for c in missing)
+        if error is not None:
+            raise error
         self.state.late_customers_done = True
         self._write_part(CUSTOMER, [customer for customer in found if customer is not None])
 
@@ -247,15 +274,20 @@ class _ExportRun:
         with self._bar(CONTACT, total=len(customer_ids), settled=done) as bar:
             for start in range(done, len(customer_ids), CONTACT_BATCH):
                 batch = customer_ids[start : start + CONTACT_BATCH]
-                for contacts in await asyncio.gather(*(self._contacts_of(c) for c in batch)):
+                walked, error = await _leading_results(self._contacts_of(c) for c in batch)
+                for contacts in walked:
                     buffer += contacts
-                bar.advance(len(batch))
-                done = start + len(batch)
+                bar.advance(len(walked))
+                done = start + len(walked)
                 last = done >= len(customer_ids)
-                if len(buffer) >= self.settings.part_rows or last or self.stop.is_set():
+                ending = error is not None or self.stop.is_set()
+                if len(buffer) >= self.settings.part_rows or last or ending:
+                    # the customers walked before the first that was not: kept in order
                     self.state.contacts_walked, self.state.contacts_finished = done, last
                     self._write_part(CONTACT, buffer)
                     buffer = []
+                if error is not None:
+                    raise error
                 if self.stop.is_set():
                     return
             if not customer_ids:
@@ -319,6 +351,7 @@ class _ExportRun:
         return [self._part(schema, n) for n in range(1, self.state.of(schema).parts + 1)]
 
     def _merge(self) -> None:
+        self._write_manifest({})  # names the files the merge is about to write as the export's
         counts = {}
         customers = self._output(CUSTOMER)
         for schema in OBJECT_SCHEMAS:
@@ -329,22 +362,26 @@ class _ExportRun:
                 self.settings.file_format,
                 parents=None if schema is CUSTOMER else customers,
             )
+        self._write_manifest(counts)
+        self.state.finished = True
+        self.state.save(self.checkpoint)
+        shutil.rmtree(self.parts_dir, ignore_errors=True)
+
+    def _write_manifest(self, counts: dict[str, int]) -> None:
+        """The manifest; with no `counts` (before the merge) it only claims the files."""
         manifest = {
             "workspace": self.state.workspace,
             "organization_id": self.state.organization_id,
-            "exported_at": now_timestamp(),
+            "exported_at": now_timestamp() if counts else None,
             "format": self.settings.file_format,
-            "counts": counts,
+            "counts": counts or None,
             "files": {schema.collection: self._output(schema).name for schema in OBJECT_SCHEMAS},
             "warnings": self.warnings.messages,
             "tool": {"name": "bulk", "version": __version__},
         }
-        (self.settings.out_dir / "manifest.json").write_text(
+        (self.settings.out_dir / MANIFEST).write_text(
             json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
-        self.state.finished = True
-        self.state.save(self.checkpoint)
-        shutil.rmtree(self.parts_dir, ignore_errors=True)
 
     def _output(self, schema: ObjectSchema) -> Path:
         return self.settings.out_dir / f"{schema.collection}.{self._extension}"
@@ -363,8 +400,25 @@ class _ExportRun:
 
 
 def read_manifest(out_dir: Path) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((out_dir / "manifest.json").read_text("utf-8"))
+    document: dict[str, Any] = json.loads((out_dir / MANIFEST).read_text("utf-8"))
     return document
+
+
+async def _leading_results(
+    coroutines: Iterable[Awaitable[T]],
+) -> tuple[list[T], BaseException | None]:
+    """Once every one has ended: the results before the first that failed, and its error.
+
+    Unlike a bare `gather`, no request is left running after an error (a stop makes those
+    waiting raise `RequestAbandoned` at once; those in flight finish, bounded by the timeout),
+    and what succeeded before the failure can be kept.
+    """
+    leading: list[T] = []
+    for result in await asyncio.gather(*coroutines, return_exceptions=True):
+        if isinstance(result, BaseException):
+            return leading, result
+        leading.append(result)
+    return leading, None
 
 
 def _finished_outcome(settings: ExportSettings, started: float) -> ExportOutcome:
