@@ -94,6 +94,8 @@ class RateGovernor:
         """Expiry times of requests the server counts and we did not send, sorted."""
         self._paused_until = 0.0
         self._max_round_trip_s = 0.0
+        self._others_until = 0.0
+        """Until when we keep the headroom: a window after another client was last seen."""
         """The slowest answer seen: how late at most a request reaches the server."""
         self._turn = asyncio.Lock()
         """Waiters take turns (FIFO), so spacing and the log's bookkeeping stay simple."""
@@ -169,7 +171,11 @@ class RateGovernor:
             oldest = self._oldest_counted(used, sent_at)
             if oldest is not None:
                 self._learn_window(reset, oldest)
-        self._add_phantoms(used, sent_at, reset, now)
+        added = self._add_phantoms(used, sent_at, reset, now)
+        if added and "retry-after" not in fields:
+            # Counted beyond ours while the server still took requests: another client. (A 429
+            # says the window is full, not who filled it: a run killed a moment ago, say.)
+            self._others_until = now + self._window_s
 
     def pause_until(self, epoch_s: float) -> None:
         """Hold every waiter until `epoch_s` (a 429's Retry-After, or a full window's Reset)."""
@@ -204,10 +210,10 @@ class RateGovernor:
         """The window's size for us: all of it, or less the headroom while others use the key.
 
         A bulk run that takes every free slot refuses a live integration sharing its key each
-        time that integration sends. Phantom entries in the window say somebody else is there;
-        the headroom then stays free for them (at least one slot, and we keep at least one).
+        time that integration sends. While responses show somebody else in the window (and for
+        a window after), the headroom stays free for them (at least one slot; we keep one).
         """
-        if not self._phantoms or self._headroom <= 0:
+        if self._headroom <= 0 or self._clock() >= self._others_until:
             return self._limit
         spare = max(1, math.ceil(self._limit * self._headroom))
         return max(1, self._limit - spare)
@@ -266,7 +272,7 @@ class RateGovernor:
         documented = DEFAULT_WINDOW_S + self._max_round_trip_s
         return documented if lower < documented <= upper else max(lower, upper)
 
-    def _add_phantoms(self, used: int, sent_at: float, reset: float, now: float) -> None:
+    def _add_phantoms(self, used: int, sent_at: float, reset: float, now: float) -> int:
         """Make the log count at least what the server counted when this request arrived.
 
         Ours are the requests we sent up to and including this one, still in the window then;
@@ -277,11 +283,12 @@ class RateGovernor:
         ours = bisect.bisect_right(self._sent, sent_at) - start
         missing = used - ours - len(self._phantoms)
         if missing <= 0:
-            return
+            return 0
         # The oldest of them leaves at Reset; the others within a window of now, but when
         # exactly Reset does not say.
         expiries = [reset, *[now + self._window_s] * (missing - 1)]
         self._phantoms = sorted(self._phantoms + [e for e in expiries if e > now])
+        return missing
 
 
 def _int(text: str | None) -> int | None:
