@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,11 +86,14 @@ def _cell(name: str, row: Mapping[str, Any]) -> Any:
 
 def write_part(table: pl.DataFrame, path: Path, file_format: str) -> None:
     """Write a part file under a temporary name, then rename: a part exists whole or not at all."""
+    write = table.write_csv if file_format == "csv" else table.write_parquet
+    _atomically(path, write)
+
+
+def _atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """`write` to a temporary name beside `path`, then rename it into place."""
     temporary = path.with_name(path.name + ".tmp")
-    if file_format == "csv":
-        table.write_csv(temporary)
-    else:
-        table.write_parquet(temporary)
+    write(temporary)
     os.replace(temporary, path)
 
 
@@ -114,12 +117,7 @@ def merge_parts(
     if parents is not None:
         customers = _scan(parents, file_format).select(pl.col("id").alias("customer_external_id"))
         rows = rows.join(customers, on="customer_external_id", how="semi", maintain_order="left")
-    temporary = destination.with_name(destination.name + ".tmp")
-    if file_format == "csv":
-        rows.sink_csv(temporary)
-    else:
-        rows.sink_parquet(temporary)
-    os.replace(temporary, destination)
+    _atomically(destination, rows.sink_csv if file_format == "csv" else rows.sink_parquet)
     return int(_scan(destination, file_format).select(pl.len()).collect().item())
 
 
