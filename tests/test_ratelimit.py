@@ -292,3 +292,19 @@ async def test_without_others_on_the_key_the_whole_window_is_ours(
     for _ in range(19):
         await governor.acquire()
     assert fake.now == T0
+
+
+async def test_a_reset_that_is_our_own_oldest_frees_no_slot_of_the_others(
+    greedy: RateGovernor, fake: FakeTime
+) -> None:
+    governor = greedy
+    fake.now = T0 + 0.5
+    await learn(governor, fake, limit=5, window=10.0)  # ours leaves at T0 + 10.5
+    fake.now = T0 + 1.0
+    sent_at = await send(governor, fake)
+    # 5 counted, 2 ours: 3 others. Reset (T0 + 11, rounded up) is our first request's.
+    governor.observe(headers(5, 0, T0 + 11.0), sent_at)
+    assert await send(governor, fake) == pytest.approx(T0 + 10.5)  # our first leaves
+    assert await send(governor, fake) == pytest.approx(T0 + 11.0)  # our second
+    # the others leave a window after we saw them, not at Reset
+    assert await send(governor, fake) == pytest.approx(T0 + 1.0 + governor.window_s)

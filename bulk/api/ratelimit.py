@@ -284,11 +284,22 @@ class RateGovernor:
         missing = used - ours - len(self._phantoms)
         if missing <= 0:
             return 0
-        # The oldest of them leaves at Reset; the others within a window of now, but when
-        # exactly Reset does not say.
-        expiries = [reset, *[now + self._window_s] * (missing - 1)]
+        # Reset is when the oldest counted request leaves. When that may be one of ours (our
+        # oldest leaves within Reset's rounding), it says nothing about the others: they leave
+        # within a window of now, but when exactly nothing says. Taking one of theirs to leave
+        # at Reset then would free a slot the server does not have.
+        later = now + self._window_s
+        first = later if self._ours_may_leave_at(reset, start) else reset
+        expiries = [first, *[later] * (missing - 1)]
         self._phantoms = sorted(self._phantoms + [e for e in expiries if e > now])
         return missing
+
+    def _ours_may_leave_at(self, reset: float, first_alive: int) -> bool:
+        """Whether our oldest request still in the window may be the one `Reset` announces."""
+        if first_alive >= len(self._sent):
+            return False
+        leaves = self._sent[first_alive] + self._window_s
+        return reset - 1.0 - WINDOW_MARGIN_S < leaves <= reset + WINDOW_MARGIN_S
 
 
 def _int(text: str | None) -> int | None:
