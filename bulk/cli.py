@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from functools import wraps
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -19,7 +19,6 @@ from bulk._version import __version__
 from bulk.errors import BulkError, OutputError, SandboxError, UsageError
 from bulk.interrupts import exit_code_for
 from bulk.outputs import output_error
-from bulk.sandbox import EXAMPLE_KEY, Sandbox, SandboxConfig, serve_forever
 from bulk.sandbox.config import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -45,6 +44,9 @@ from bulk.settings import (
     ImportSettings,
     MigrateSettings,
 )
+
+if TYPE_CHECKING:
+    from bulk.sandbox import Sandbox
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -400,6 +402,8 @@ def main() -> None:
 @reports_errors
 def sandbox(revoked_keys: tuple[str, ...], **options: Any) -> None:
     """Serve a local Pivotal API on loopback, with SQLite storage."""
+    from bulk.sandbox import SandboxConfig, serve_forever
+
     config = SandboxConfig(revoked_keys=frozenset(revoked_keys), **options)
     try:
         serve_forever(config, _announce_sandbox)
@@ -411,6 +415,8 @@ def sandbox(revoked_keys: tuple[str, ...], **options: Any) -> None:
 
 
 def _announce_sandbox(sandbox: Sandbox) -> None:
+    from bulk.sandbox import EXAMPLE_KEY
+
     click.echo(f"Pivotal sandbox listening on {sandbox.base_url}")
     click.echo(
         f"Example key: {EXAMPLE_KEY} (any pivotal_<workspace> or pivotal_test_<workspace> works)"

@@ -284,9 +284,15 @@ class PivotalClient:
     ) -> ApiResponse:
         """One send: a concurrency slot, the governor's go-ahead, then the HTTP exchange."""
         session, governor, slots = self._open()
-        await self._unless_stopped(slots.acquire(), sent=attempts > 1)
+        if self.stop is not None and self.stop.is_set():
+            raise RequestAbandoned(attempts > 1)
+        if slots.locked():  # only a wait needs to race the stop (racing costs two tasks)
+            await self._unless_stopped(slots.acquire(), sent=attempts > 1)
+        else:
+            await slots.acquire()
         try:
-            await self._unless_stopped(governor.acquire(), sent=attempts > 1)
+            if not governor.try_acquire():
+                await self._unless_stopped(governor.acquire(), sent=attempts > 1)
             sent_at = self._clock()
             try:
                 # No redirects: aiohttp would turn a redirected POST into a GET. A 3xx is

@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from bulk.api.client import PivotalClient
 from bulk.errors import SandboxError, UsageError
 from bulk.interrupts import StopRequest
-from bulk.sandbox import EXAMPLE_KEY, SandboxConfig, start_sandbox
+from bulk.sandbox import SandboxConfig
 from bulk.settings import ConnectionSettings
 
 EMBEDDED_RATE_LIMIT = 600
@@ -29,6 +29,8 @@ async def open_client(
         base_url, api_key = settings.base_url, settings.api_key
         if settings.sandbox:
             base_url = await stack.enter_async_context(_embedded_sandbox(settings))
+            from bulk.sandbox import EXAMPLE_KEY  # the sandbox's server side loads only here
+
             api_key = api_key or EXAMPLE_KEY
         if not api_key:
             raise UsageError("No API key.", _no_key_remedy(settings))
@@ -61,6 +63,8 @@ async def _embedded_sandbox(settings: ConnectionSettings) -> AsyncIterator[str]:
         test_rate_limit=EMBEDDED_RATE_LIMIT,
     )
     try:
+        from bulk.sandbox import start_sandbox
+
         sandbox = await start_sandbox(config)
     except (OSError, sqlite3.DatabaseError) as error:
         raise SandboxError(f"The embedded sandbox could not start: {error}.") from error

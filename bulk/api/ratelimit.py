@@ -144,6 +144,14 @@ class RateGovernor:
             if self._limited is not False:  # an unlimited server needs no log
                 bisect.insort(self._sent, self._clock())
 
+    def try_acquire(self) -> bool:
+        """`acquire()` without waiting: count a request sent now if nobody waits and it fits."""
+        if self._turn.locked() or self._ceiling is not None or self._wait_s(self._clock()) > 0:
+            return False
+        if self._limited is not False:
+            bisect.insort(self._sent, self._clock())
+        return True
+
     def observe(self, headers: Mapping[str, str], sent_at: float) -> None:
         """Learn from one response's `X-RateLimit-*` headers; `sent_at` is when it was sent."""
         fields = {name.lower(): value for name, value in headers.items()}

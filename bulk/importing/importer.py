@@ -26,7 +26,7 @@ from typing import Any
 from bulk.api.client import PivotalClient, encode_body
 from bulk.api.connection import open_client
 from bulk.api.estimate import Pace
-from bulk.checkpoint import Checkpoint, RowState, Run
+from bulk.checkpoint import Checkpoint, GroupCommit, RowState, Run
 from bulk.errors import (
     RESUME_HINT,
     ApiError,
@@ -417,18 +417,23 @@ class PassRunner:
         self.stop = stop
         self.conflicts = ConflictResolver(client, checkpoint)
         self.reachability = reachability or Reachability(client, concurrency)
+        self.commits: GroupCommit | None = None
+        """While the pass runs, the workers' checkpoint writes share commits."""
 
     async def run(self) -> None:
         """Workers share one iterator over the checkpoint's pending rows (source order)."""
         rows = self.checkpoint.rows_to_send(self.pass_name, self.run_)
-        workers = [asyncio.create_task(self._worker(rows)) for _ in range(self.concurrency)]
-        try:
-            await asyncio.gather(*workers)
-        except BaseException:
-            for worker in workers:
-                worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            raise
+        with self.checkpoint.grouped_commits() as self.commits:
+            workers = [asyncio.create_task(self._worker(rows)) for _ in range(self.concurrency)]
+            try:
+                await asyncio.gather(*workers)
+            except BaseException:
+                for worker in workers:
+                    worker.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                raise
+            finally:
+                self.commits = None
 
     async def _worker(self, rows: Iterator[RowState]) -> None:
         while not self.stop.is_set() and (row := next(rows, None)) is not None:
@@ -521,6 +526,8 @@ class PassRunner:
         request kept for the next run (`Reachability` decides whether the API is down).
         """
         self.checkpoint.mark_in_flight(row, method, path, body, target)
+        if self.commits is not None:
+            await self.commits.durable()  # in flight, committed, before the request leaves
         key = idempotency_key(self.pass_name, row.key) if method == "POST" else None
         try:
             response = await self.client.request(method, path, body=body, idempotency_key=key)
@@ -560,7 +567,7 @@ class PassRunner:
                 display_id_of(response.body),
                 response.attempts,
                 target,
-                payload_hash(target),
+                row.payload_hash if target is row.payload else payload_hash(target),
             )
 
     async def _adopted(
