@@ -179,8 +179,8 @@ class RateGovernor:
             oldest = self._oldest_counted(used, sent_at)
             if oldest is not None:
                 self._learn_window(reset, oldest)
-        added = self._add_phantoms(used, sent_at, reset, now)
-        if added and "retry-after" not in fields:
+        others = self._add_phantoms(used, sent_at, reset, now)
+        if others > 0 and "retry-after" not in fields:
             # Counted beyond ours while the server still took requests: another client. (A 429
             # says the window is full, not who filled it: a run killed a moment ago, say.)
             self._others_until = now + self._window_s
@@ -281,7 +281,8 @@ class RateGovernor:
         return documented if lower < documented <= upper else max(lower, upper)
 
     def _add_phantoms(self, used: int, sent_at: float, reset: float, now: float) -> int:
-        """Make the log count at least what the server counted when this request arrived.
+        """Make the log count at least what the server counted when this request arrived;
+        return how many of those were not ours.
 
         Ours are the requests we sent up to and including this one, still in the window then;
         a request sent later that overtook it makes us slightly conservative, never too fast.
@@ -291,7 +292,7 @@ class RateGovernor:
         ours = bisect.bisect_right(self._sent, sent_at) - start
         missing = used - ours - len(self._phantoms)
         if missing <= 0:
-            return 0
+            return used - ours
         # Reset is when the oldest counted request leaves. When that may be one of ours (our
         # oldest leaves within Reset's rounding), it says nothing about the others: they leave
         # within a window of now, but when exactly nothing says. Taking one of theirs to leave
@@ -300,7 +301,7 @@ class RateGovernor:
         first = later if self._ours_may_leave_at(reset, start) else reset
         expiries = [first, *[later] * (missing - 1)]
         self._phantoms = sorted(self._phantoms + [e for e in expiries if e > now])
-        return missing
+        return used - ours
 
     def _ours_may_leave_at(self, reset: float, first_alive: int) -> bool:
         """Whether our oldest request still in the window may be the one `Reset` announces."""
