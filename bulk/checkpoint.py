@@ -375,9 +375,13 @@ class GroupCommit:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._waiting: asyncio.Future[None] | None = None
+        self._failure: BaseException | None = None
+        """Why a commit failed (a full disk, say): every later caller is told the same."""
 
     async def durable(self) -> None:
         """Return once everything written so far is committed."""
+        if self._failure is not None:
+            raise self._failure
         if self._waiting is None:
             loop = asyncio.get_running_loop()
             self._waiting = loop.create_future()
@@ -385,22 +389,28 @@ class GroupCommit:
         await asyncio.shield(self._waiting)
 
     def _commit(self) -> None:
+        """Run by the event loop: a failure goes to the waiters, not to the loop's log."""
         waiting, self._waiting = self._waiting, None
+        if waiting is None:
+            return  # `close()` committed first
         try:
             self._db.execute("COMMIT")
             self._db.execute("BEGIN IMMEDIATE")
-        except BaseException as error:
-            if waiting is not None and not waiting.done():
-                waiting.set_exception(error)
-            raise
-        if waiting is not None and not waiting.done():
-            waiting.set_result(None)
+        except Exception as error:
+            self._failure = error
+            self._db.rollback()
+        if not waiting.done():
+            if self._failure is not None:
+                waiting.set_exception(self._failure)
+            else:
+                waiting.set_result(None)
 
     def close(self) -> None:
-        if self._db.in_transaction:
-            self._db.execute("COMMIT")
+        """Commit what is left; a failed commit is raised here if nobody was told yet."""
         if self._waiting is not None and not self._waiting.done():
-            self._waiting.set_result(None)
+            self._commit()
+        if self._failure is None and self._db.in_transaction:
+            self._db.execute("COMMIT")
 
 
 class Checkpoint:
@@ -584,16 +594,9 @@ class Checkpoint:
         planned payload changed since, and must record what this request sent."""
         self._db.execute(
             "UPDATE rows SET state = 'in_flight', request_method = ?, request_path = ?, "
-            "request_body = ?, request_payload = ?, updated_at = ? WHERE pass = ? AND key = ?",
-            (
-                method,
-                path,
-                body,
-                canonical_json(target),
-                now_text(),
-                row.pass_name,
-                row.key,
-            ),
+            "request_body = ?, request_payload = coalesce(?, payload), updated_at = ? "
+            "WHERE pass = ? AND key = ?",
+            (method, path, body, _unless_planned(row, target), now_text(), row.pass_name, row.key),
         )
 
     def mark_done(
@@ -609,14 +612,15 @@ class Checkpoint:
         """The row now holds `synced` in Pivotal (for an adopted row: what we know of it)."""
         self._db.execute(
             "UPDATE rows SET state = 'done', action = ?, pivotal_id = ?, display_id = ?, "
-            "synced_payload = ?, synced_hash = ?, request_method = NULL, request_path = NULL, "
-            "request_body = NULL, request_payload = NULL, attempts = attempts + ?, "
-            "error_code = NULL, error_message = NULL, updated_at = ? WHERE pass = ? AND key = ?",
+            "synced_payload = coalesce(?, payload), synced_hash = ?, request_method = NULL, "
+            "request_path = NULL, request_body = NULL, request_payload = NULL, "
+            "attempts = attempts + ?, error_code = NULL, error_message = NULL, updated_at = ? "
+            "WHERE pass = ? AND key = ?",
             (
                 action,
                 pivotal_id,
                 display_id,
-                canonical_json(synced),
+                _unless_planned(row, synced),
                 synced_hash,
                 attempts,
                 now_text(),
@@ -861,6 +865,12 @@ _CLEAR_REQUEST = (
 def _bytes(stored: bytes | str | None) -> bytes | None:
     """A request body as stored: bytes (a checkpoint before exact resends held text)."""
     return stored.encode("utf-8") if isinstance(stored, str) else stored
+
+
+def _unless_planned(row: RowState, payload: dict[str, Any]) -> str | None:
+    """`payload` as stored JSON, or None when it is the row's planned payload, which the row
+    already holds as text (`coalesce(?, payload)` copies it: no second encoding per row)."""
+    return None if payload is row.payload else canonical_json(payload)
 
 
 def _load(text: str | None) -> Any:

@@ -4,6 +4,7 @@ rows and a half-done export's progress carried over."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -195,3 +196,21 @@ def test_the_export_state_is_saved_and_loaded_whole(tmp_path: Path) -> None:
 
     assert loaded == state
     assert loaded is not state
+
+
+async def test_group_commits_make_every_write_durable_before_the_awaiting_worker_goes_on(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "group.sqlite"
+    checkpoint = Checkpoint(path)
+    run = checkpoint.begin_run()
+    reader = sqlite3.connect(path)
+    with checkpoint.grouped_commits() as group:
+        checkpoint.mark_planned(run, "fingerprint")
+        assert reader.execute("SELECT planned FROM runs").fetchone() == (0,)  # not yet
+        await asyncio.gather(group.durable(), group.durable())  # one commit serves both
+        assert reader.execute("SELECT planned FROM runs").fetchone() == (1,)
+        checkpoint.finish_run(run)
+    assert reader.execute("SELECT finished_at IS NOT NULL FROM runs").fetchone() == (1,)
+    reader.close()
+    checkpoint.close()
