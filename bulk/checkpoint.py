@@ -207,6 +207,14 @@ def _from_values(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@migration("004_no_state_index")
+def _no_state_index(db: sqlite3.Connection) -> None:
+    """Drop the (pass, state, line) index: every row changes state twice per send, and each
+    change rewrote two of its entries, while the rows to send are found through the run's
+    (run, pass, line) index and only reports, once per run, scan by state."""
+    db.execute("DROP INDEX IF EXISTS rows_by_state")
+
+
 def _open_for_writing(path: Path | str) -> sqlite3.Connection:
     """Open (creating the file and its folder) and migrate."""
     if str(path) != ":memory:":
