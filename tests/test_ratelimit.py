@@ -278,11 +278,16 @@ async def test_a_headroom_stays_free_while_another_client_uses_the_key(
     await learn(governor, fake, limit=20, window=10.0)
     fake.now += 1.0
     sent_at = await send(governor, fake)
-    governor.observe(headers(20, 14, T0 + 4.0), sent_at)  # 6 counted, 2 ours: 4 others
-    for _ in range(12):  # 20 - 10 % headroom = 18 for the window: 4 others, 2 + 12 ours
+    # 6 counted, 2 ours: 4 others, the oldest sent 7 s ago (it leaves at Reset, T0 + 4): at
+    # that pace they will hold 6 in a full window. 20 - 2 (10 % headroom) - 2 (still to come
+    # from them) = 16 for the window: 4 others, 2 + 10 ours.
+    governor.observe(headers(20, 14, T0 + 4.0), sent_at)
+    for _ in range(10):
         await governor.acquire()
     assert fake.now == T0 + 1.0
-    assert await send(governor, fake) == T0 + 4.0  # the 19th slot is the headroom: wait
+    # Their oldest leaving at T0 + 4 frees a slot for their next one, not for us: the next
+    # slot that is ours comes when our own first request leaves.
+    assert await send(governor, fake) == T0 + 10.0
 
 
 async def test_without_others_on_the_key_the_whole_window_is_ours(

@@ -95,6 +95,8 @@ class RateGovernor:
         self._paused_until = 0.0
         self._max_round_trip_s = 0.0
         self._others_until = 0.0
+        self._others_per_window = 0
+        """What the other client on the key holds in a full window, at the pace it showed."""
         """Until when we keep the headroom: a window after another client was last seen."""
         """The slowest answer seen: how late at most a request reaches the server."""
         self._turn = asyncio.Lock()
@@ -184,6 +186,7 @@ class RateGovernor:
             # Counted beyond ours while the server still took requests: another client. (A 429
             # says the window is full, not who filled it: a run killed a moment ago, say.)
             self._others_until = now + self._window_s
+            self._project_others(others, reset, now)
 
     def pause_until(self, epoch_s: float) -> None:
         """Hold every waiter until `epoch_s` (a 429's Retry-After, or a full window's Reset)."""
@@ -224,7 +227,26 @@ class RateGovernor:
         if self._headroom <= 0 or self._clock() >= self._others_until:
             return self._limit
         spare = max(1, math.ceil(self._limit * self._headroom))
-        return max(1, self._limit - spare)
+        still_to_come = max(0, self._others_per_window - len(self._phantoms))
+        return max(1, self._limit - spare - still_to_come)
+
+    def _project_others(self, others: int, reset: float, now: float) -> None:
+        """How many requests the other client will hold in a full window, at its pace.
+
+        Met mid-stream, the window shows only the part of the other client's traffic sent
+        since its oldest counted request, which `Reset` dates. A steady integration keeps
+        sending while none of its requests leaves yet: reserve what its pace will add, or the
+        window fills and it is refused. (When that oldest request may be ours, the age says
+        nothing about theirs: keep the last projection.)
+        """
+        first_alive = bisect.bisect_left(self._sent, now - self._window_s)
+        if self._ours_may_leave_at(reset, first_alive):
+            return
+        age_s = self._window_s - (reset - now)
+        if age_s <= 1.0:
+            return  # too young to tell a pace
+        projected = math.ceil(others * self._window_s / age_s)
+        self._others_per_window = min(projected, self._limit - 1)
 
     def _forget(self, now: float) -> None:
         del self._sent[: bisect.bisect_right(self._sent, now - 2 * self._window_s)]
