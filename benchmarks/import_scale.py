@@ -25,6 +25,7 @@ from pathlib import Path
 from generate_customers import write_customers
 
 from bulk.checkpoint import Checkpoint
+from bulk.importing.importer import plan_options
 from bulk.importing.planning import fingerprint, open_sources, plan_import
 from bulk.importing.sources import SourceFile
 from bulk.sandbox import Sandbox, SandboxConfig, sandbox_in_thread
@@ -59,12 +60,13 @@ def killed_run_checkpoint(source: Path, checkpoint_path: Path) -> float:
     settings = ImportSettings(
         connection=ConnectionSettings(), files={"customers": source}, checkpoint=checkpoint_path
     )
-    sources = open_sources([SourceFile("customers", source, "csv")], settings)
+    options = plan_options(settings)
+    sources = open_sources([SourceFile("customers", source, "csv")], options)
     checkpoint = Checkpoint(checkpoint_path)
     started = time.monotonic()
     run = checkpoint.begin_run()
-    plan_import(checkpoint, run, sources, settings)
-    checkpoint.mark_planned(run, fingerprint(sources, settings))
+    plan_import(checkpoint, run, sources, options)
+    checkpoint.mark_planned(run, fingerprint(sources, options))
     planning_s = time.monotonic() - started
     checkpoint.close()
     with sqlite3.connect(checkpoint_path) as db:
