@@ -12,7 +12,6 @@ import hashlib
 import json
 import re
 import time
-import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,7 +32,6 @@ ONBOARDING_STATES = ("active", "paused", "at_risk", "waiting")
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 SLUG_MAX_LENGTH = 64
-_NON_SLUG = re.compile(r"[^a-z0-9]+")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 EMAIL_MAX_LENGTH = 254
 NAME_MAX_LENGTH = 200
@@ -185,19 +183,6 @@ def canonical_json(document: Any) -> str:
 
 def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def derive_slug(name: str) -> str:
-    """The slug the API derives from a customer name ('' when nothing usable is left).
-
-    Accents are folded first (*decision*: `Café Crème` → `cafe-creme`), then the documented
-    rule: lowercase, runs of non-alphanumerics become `-`, trimmed, at most 64 characters.
-    """
-    if not name.isascii():  # NFKD changes nothing in ASCII text: skip it on the hot path
-        folded = unicodedata.normalize("NFKD", name)
-        name = "".join(char for char in folded if not unicodedata.combining(char))
-    slug = _NON_SLUG.sub("-", name.lower()).strip("-")
-    return slug[:SLUG_MAX_LENGTH].rstrip("-")
 
 
 def format_timestamp(moment: datetime) -> str:

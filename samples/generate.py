@@ -32,7 +32,8 @@ from typing import NamedTuple, TypeVar
 
 import polars as pl
 
-from bulk.schema import CUSTOMER_STATUSES, ONBOARDING_PHASES, ONBOARDING_STATES, derive_slug
+from bulk.importing.rows import predicted_slug
+from bulk.schema import CUSTOMER_STATUSES, ONBOARDING_PHASES, ONBOARDING_STATES
 
 SEED = 20260315
 HERE = Path(__file__).parent
@@ -507,7 +508,7 @@ def check_customers(customers: pl.DataFrame) -> None:
     require(len(set(ids)) == len(ids), "duplicate external_id")
     require(sum(value.startswith("0") for value in ids) >= len(ids) // 2, "too few leading zeros")
     slugs = [
-        given or derive_slug(name)
+        given or predicted_slug(name)
         for given, name in zip(customers["slug"], customers["name"], strict=True)
     ]
     require(all(SLUG_PATTERN.match(slug) for slug in slugs), "an unusable slug")

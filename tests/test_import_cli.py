@@ -256,7 +256,8 @@ def test_latin_1_source_imports_with_encoding(threaded_sandbox: Sandbox, tmp_pat
     assert result.exit_code == 0, result.output
     assert "created" in pl.read_csv("bulk-import.results.csv", infer_schema=False)["action"]
     [customer] = threaded_sandbox.objects(WORKSPACE, "customer")
-    assert (customer["name"], customer["slug"]) == ("Café Crème", "cafe-creme")
+    # the slug is the API's own derivation (bulk sends none): accented letters become `-`
+    assert (customer["name"], customer["slug"]) == ("Café Crème", "caf-cr-me")
 
 
 def test_parquet_samples_import_like_the_csv_ones(

@@ -20,7 +20,7 @@ from typing import Any
 from bulk.api.client import PivotalClient
 from bulk.checkpoint import Checkpoint, RowState
 from bulk.errors import ApiStatusError
-from bulk.importing.rows import payload_hash
+from bulk.importing.rows import payload_hash, predicted_slug
 from bulk.schema import CONTACT, CUSTOMER, ONBOARDING
 
 
@@ -87,25 +87,26 @@ class ConflictResolver:
     async def _adopt_customer(
         self, row: RowState, error: ApiStatusError, target: dict[str, Any]
     ) -> Adoption | None:
-        slug = str(target.get("slug", ""))
-        holder = await self._customer_with_slug(slug)
-        if holder is None:
-            return None
-        owner = (holder.get("metadata") or {}).get("external_id")
-        if owner != row.key:
-            error.api_message = (
-                f"slug '{slug}' belongs to customer {holder.get('id')} "
-                f"(external_id {owner!r}), not to external_id '{row.key}'"
-            )
-            return None
-        return _adoption(holder, target)
+        """Ours is the customer whose `metadata.external_id` is the row's key, whatever slug
+        the API gave it; any other holder of the slug is somebody else's."""
+        ours = await self._customer_with_key(row.key)
+        if ours is not None:
+            return _adoption(ours, target)
+        slug = str(target.get("slug") or predicted_slug(str(target.get("name", ""))))
+        holder = self._customers_by_slug.get(slug) if self._customers_by_slug else None
+        who = f"customer {holder.get('id')}" if holder is not None else "another customer"
+        owner = (holder.get("metadata") or {}).get("external_id") if holder is not None else None
+        error.api_message = (
+            f"slug '{slug}' belongs to {who} (external_id {owner!r}), not to external_id "
+            f"'{row.key}'; give this row its own slug in a slug column"
+        )
+        return None
 
-    async def _customer_with_slug(self, slug: str) -> dict[str, Any] | None:
-        """Walk the customer list once per run (there is no slug lookup), then use the index."""
-        if self._customers_by_slug is None or slug not in self._customers_by_slug:
+    async def _customer_with_key(self, key: str) -> dict[str, Any] | None:
+        """Walk the customer list once per run (there is no lookup by metadata), then the index."""
+        if self._customers_by_slug is None:
             await self._walk_customers()
-        assert self._customers_by_slug is not None
-        return self._customers_by_slug.get(slug)
+        return self._customers_by_key.get(key)
 
     async def _walk_customers(self) -> None:
         """Index every customer by slug and by `metadata.external_id`."""

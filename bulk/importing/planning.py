@@ -154,6 +154,8 @@ class _PassPlanner:
         self.customers = customers
         self.seen: dict[str, int] = {}
         """Every key met in this file (valid or not) and its first line."""
+        self.slugs: dict[str, int] = {}
+        """Customers: every valid row's given or predicted slug and its line."""
 
     def plan_all(self, tally: Counter[str] | None = None) -> int:
         """Plan every record; with a `tally`, count the planned rows instead of storing them."""
@@ -182,6 +184,8 @@ class _PassPlanner:
             if problem is None:
                 assert isinstance(result, PlannedRow)
                 self.seen[result.key] = result.line
+                if result.slug is not None:
+                    self.slugs.setdefault(result.slug, result.line)
                 if self.pass_name == CUSTOMER.collection:
                     self.customers.valid[result.key] = result.line
                 planned.append(result)
@@ -247,7 +251,9 @@ class _PassPlanner:
     # -- the checks
 
     def _duplicate(self, row: PlannedRow) -> RowProblem | None:
-        """A problem when this key already appeared in the file."""
+        """A problem when this key, or this customer's slug, already appeared in the file."""
+        if row.slug is not None and row.slug in self.slugs and row.key not in self.seen:
+            return self._same_slug(row)
         if row.key in self.seen:
             if self.pass_name == ONBOARDING.collection and "external_id" not in row.cells:
                 message = (
@@ -259,6 +265,20 @@ class _PassPlanner:
                 message = f"external_id '{row.key}' already appears on line {self.seen[row.key]}"
             return _problem(row, "external_id", "duplicate_key", message)
         return None
+
+    def _same_slug(self, row: PlannedRow) -> RowProblem:
+        """The later of two customers that would get one slug: the API would refuse it."""
+        first = self.slugs[row.slug or ""]
+        if "slug" in row.payload:
+            message = f"slug '{row.slug}' is also the slug of line {first}"
+            return _problem(row, "slug", "duplicate_slug", message + "; give each its own")
+        name_column = self.opened.planner.column_map.shown("name")
+        message = (
+            f"{name_column} {row.payload['name']!r} gives the slug '{row.slug}' that line "
+            f"{first} gets too (the API derives slugs from names); add a slug column to give "
+            "each customer its own"
+        )
+        return _problem(row, name_column, "duplicate_slug", message)
 
     def _checkpoint_parents(self, rows: Sequence[PlannedRow]) -> set[str]:
         """Customer keys these rows name that only the checkpoint knows (an earlier run's)."""

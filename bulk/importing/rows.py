@@ -20,14 +20,15 @@ from bulk.importing.sources import SourceRecord
 from bulk.schema import (
     COLLECTIONS,
     CUSTOMER,
+    SLUG_MAX_LENGTH,
     Field,
     Kind,
     ObjectSchema,
     canonical_json,
-    derive_slug,
     text_digest,
 )
 
+_NON_SLUG = re.compile(r"[^a-z0-9]+")
 READ_ONLY_COLUMNS: Final = frozenset(
     {"id", "display_id", "created_at", "updated_at", "livemode", "started_at", "completed_at"}
 )
@@ -52,6 +53,10 @@ class PlannedRow:
     payload: dict[str, Any]
     """Only the set cells, typed; children's payloads leave `customer_id` to the importer."""
     cells: dict[str, str | None]
+    slug: str | None = None
+    """Customers: the given slug, or the one the API's documented rule predicts from the name.
+    Never sent (the API derives its own): it only flags customers of one source that would
+    collide."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +75,17 @@ class RowProblem:
 def payload_hash(payload: Mapping[str, Any]) -> str:
     """The sha256 of a payload's canonical JSON (sorted keys, compact, UTF-8)."""
     return text_digest(canonical_json(payload))
+
+
+def predicted_slug(name: str) -> str:
+    """The slug pivotal-api.md says the API derives from a name: lowercased, every run of
+    characters other than ASCII a-z0-9 (accented letters included) a `-`, trimmed, cut to 64.
+
+    A prediction, never sent: the real derivation is not published, so the API derives the
+    slug itself; this only tells which customers of one source would get the same one.
+    """
+    slug = _NON_SLUG.sub("-", name.lower()).strip("-")
+    return slug[:SLUG_MAX_LENGTH].rstrip("-")
 
 
 def payload_fields(schema: ObjectSchema) -> tuple[Field, ...]:
@@ -344,8 +360,9 @@ class RowPlanner:
             metadata = self._metadata(cells, external_id)
             if metadata is not None:
                 payload["metadata"] = metadata
-        if self._is_customer and "slug" not in payload:
-            payload["slug"] = self._derived_slug(payload["name"])
+        slug = None
+        if self._is_customer:
+            slug = payload.get("slug") or predicted_slug(payload["name"]) or None
 
         key: str | None = external_id  # always set for customers
         if key is None:
@@ -353,7 +370,9 @@ class RowPlanner:
             has_email = self.column_map.get("email") is not None
             key = f"{parent}/{payload['email'].lower()}" if has_email else parent
         assert key is not None
-        return PlannedRow(self.pass_name, line, key, customer_key, customer_ref, payload, cells)
+        return PlannedRow(
+            self.pass_name, line, key, customer_key, customer_ref, payload, cells, slug
+        )
 
     # -- per-row pieces
 
@@ -400,17 +419,6 @@ class RowPlanner:
                 metadata = {}
             metadata["external_id"] = external_id
         return metadata
-
-    def _derived_slug(self, name: str) -> str:
-        slug = derive_slug(name)
-        if not slug:
-            raise CellError(
-                self.column_map.shown("slug"),
-                "missing_field",
-                f"slug is empty and none can be derived from {self.column_map.get('name')} "
-                f"{show(name)}; set one in a slug column",
-            )
-        return slug
 
     def _missing(self, field: str) -> CellError:
         column = self.column_map.shown(field)

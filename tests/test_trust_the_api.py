@@ -1,0 +1,99 @@
+"""The client relies on what the API documents, not on our sandbox's guesses (issue 9).
+
+Each test failed when the client derived slugs itself and sent them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+import polars as pl
+from helpers import WORKSPACE, counts, create, import_settings
+
+from bulk.importing.importer import run_import
+from bulk.sandbox import Sandbox
+
+
+def customers_file(folder: Path, text: str) -> Path:
+    folder.mkdir()
+    (folder / "customers.csv").write_text(text, encoding="utf-8")
+    return folder
+
+
+async def test_a_customer_without_a_slug_gets_the_slug_the_api_derives(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    source = customers_file(tmp_path / "source", "external_id,name\n001,Café Müller\n")
+
+    outcome = await run_import(import_settings(sandbox, tmp_path, source))
+
+    assert outcome.exit_code == 0, outcome.error
+    [customer] = sandbox.objects(WORKSPACE, "customer")
+    assert (customer["name"], customer["slug"]) == ("Café Müller", "caf-m-ller")
+    assert customer["metadata"] == {"external_id": "001"}
+
+
+async def test_our_customer_is_adopted_by_its_external_id_whatever_slug_the_api_gave_it(
+    sandbox: Sandbox, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    # Made by an earlier import whose checkpoint was lost; the API derived its slug.
+    ours = await create(
+        http, sandbox, "/customers", {"name": "Café Müller", "metadata": {"external_id": "001"}}
+    )
+    source = customers_file(tmp_path / "source", "external_id,name,plan\n001,Café Müller,gold\n")
+
+    outcome = await run_import(import_settings(sandbox, tmp_path, source))
+
+    assert outcome.exit_code == 0, outcome.error
+    assert counts(outcome, "adopted") == {"customers": 1}
+    [customer] = sandbox.objects(WORKSPACE, "customer")  # no second Café Müller
+    assert (customer["id"], customer["slug"], customer["plan"]) == (
+        ours["id"],
+        "caf-m-ller",
+        "gold",
+    )
+
+
+async def test_two_rows_whose_names_give_one_slug_flag_the_later_before_anything_is_sent(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    source = customers_file(
+        tmp_path / "source", "external_id,name\n001,Acme Inc.\n002,Globex\n003,ACME inc\n"
+    )
+
+    outcome = await run_import(import_settings(sandbox, tmp_path, source, dry_run=True))
+
+    assert outcome.exit_code == 1
+    assert outcome.plan is not None
+    assert outcome.plan.passes["customers"]["invalid"] == 1
+    assert outcome.plan.passes["customers"]["create"] == 2
+    errors = pl.read_csv(tmp_path / "import.errors.csv", infer_schema=False).to_dicts()
+    assert [(row["_line"], row["external_id"], row["_error_code"]) for row in errors] == [
+        ("4", "003", "duplicate_slug")
+    ]
+    assert errors[0]["_error_message"] == (
+        "name 'ACME inc' gives the slug 'acme-inc' that line 2 gets too (the API derives "
+        "slugs from names); add a slug column to give each customer its own"
+    )
+    assert sandbox.objects(WORKSPACE, "customer") == []
+
+
+async def test_given_slugs_that_collide_flag_the_later_row(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    source = customers_file(
+        tmp_path / "source", "external_id,name,slug\n001,Acme,acme\n002,Acme Two,acme\n"
+    )
+
+    outcome = await run_import(import_settings(sandbox, tmp_path, source))
+
+    assert outcome.exit_code == 1
+    assert counts(outcome, "created") == {"customers": 1}
+    assert counts(outcome, "invalid") == {"customers": 1}
+    errors = pl.read_csv(tmp_path / "import.errors.csv", infer_schema=False).to_dicts()
+    assert [(row["_line"], row["_error_code"], row["_error_message"]) for row in errors] == [
+        ("3", "duplicate_slug", "slug 'acme' is also the slug of line 2; give each its own")
+    ]
+    [customer] = sandbox.objects(WORKSPACE, "customer")
+    assert customer["metadata"] == {"external_id": "001"}
