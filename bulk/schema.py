@@ -32,8 +32,6 @@ ONBOARDING_STATES = ("active", "paused", "at_risk", "waiting")
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 SLUG_MAX_LENGTH = 64
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-EMAIL_MAX_LENGTH = 254
 NAME_MAX_LENGTH = 200
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.3fZ"
@@ -135,8 +133,8 @@ CONTACT = ObjectSchema(
     collection="contacts",
     fields=(
         Field("customer_id", Kind.REFERENCE, read_only=True),
-        _string("name", required=True, minimum=1, maximum=NAME_MAX_LENGTH),
-        Field("email", Kind.EMAIL, required=True, maximum=EMAIL_MAX_LENGTH, lowercase=True),
+        _string("name", required=True, minimum=1),
+        Field("email", Kind.EMAIL, required=True, lowercase=True),
         _string("title"),
         _string("phone"),
         Field("is_primary", Kind.BOOLEAN, default=False),
@@ -150,7 +148,7 @@ ONBOARDING = ObjectSchema(
     collection="onboardings",
     fields=(
         Field("customer_id", Kind.REFERENCE, required=True, create_only=True),
-        _string("name", maximum=NAME_MAX_LENGTH),
+        _string("name"),
         Field("phase", Kind.ENUM, choices=ONBOARDING_PHASES, default="before_getting_started"),
         Field("state", Kind.ENUM, choices=ONBOARDING_STATES, default="active"),
         Field("target_launch_date", Kind.DATETIME),

@@ -97,3 +97,26 @@ async def test_given_slugs_that_collide_flag_the_later_row(
     ]
     [customer] = sandbox.objects(WORKSPACE, "customer")
     assert customer["metadata"] == {"external_id": "001"}
+
+
+async def test_a_duplicate_key_after_an_invalid_first_row_is_caught_through_map(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    source = customers_file(
+        tmp_path / "source", "Ref,Company,status\n007,Bond,bogus\n007,Bond Two,active\n"
+    )
+    settings = import_settings(
+        sandbox, tmp_path, source, mapping={"external_id": "Ref", "name": "Company"}
+    )
+
+    outcome = await run_import(settings)
+
+    assert outcome.exit_code == 1
+    assert counts(outcome, "invalid") == {"customers": 2}
+    errors = pl.read_csv(tmp_path / "import.errors.csv", infer_schema=False).to_dicts()
+    assert [(row["_line"], row["_error_code"]) for row in errors] == [
+        ("2", "invalid_enum_value"),
+        ("3", "duplicate_key"),
+    ]
+    assert errors[1]["_error_message"] == "external_id '007' already appears on line 2"
+    assert sandbox.objects(WORKSPACE, "customer") == []

@@ -190,7 +190,7 @@ class _PassPlanner:
                     self.customers.valid[result.key] = result.line
                 planned.append(result)
             else:
-                key = _cell_key(problem)
+                key = self._cell_key(problem)
                 if key is not None:  # a later row with this key is a duplicate all the same
                     self.seen.setdefault(key, problem.line)
                 problems.append(self._invalid(problem, result))
@@ -266,6 +266,11 @@ class _PassPlanner:
             return _problem(row, "external_id", "duplicate_key", message)
         return None
 
+    def _cell_key(self, problem: RowProblem) -> str | None:
+        """An invalid row's external_id as its cell says, read from the mapped column."""
+        column = self.opened.planner.column_map.get("external_id") or "external_id"
+        return problem.cells.get(column)
+
     def _same_slug(self, row: PlannedRow) -> RowProblem:
         """The later of two customers that would get one slug: the API would refuse it."""
         first = self.slugs[row.slug or ""]
@@ -325,7 +330,7 @@ class _PassPlanner:
         return "pending", None, None, None
 
     def _invalid(self, problem: RowProblem, row: PlannedRow | RowProblem) -> InvalidRow:
-        key = row.key if isinstance(row, PlannedRow) else _cell_key(problem)
+        key = row.key if isinstance(row, PlannedRow) else self._cell_key(problem)
         if self.pass_name == CUSTOMER.collection and key is not None:
             self.customers.invalid.setdefault(key, problem.line)
         return InvalidRow(
@@ -347,10 +352,6 @@ def _kind(state: str, known: KnownRow | None) -> str:
     if state == "pending":
         return "update" if known is not None and known.pivotal_id is not None else "create"
     return "unchanged" if state == "done" else state
-
-
-def _cell_key(problem: RowProblem) -> str | None:
-    return problem.cells.get("external_id")
 
 
 def _problem(row: PlannedRow, column: str, code: str, message: str) -> RowProblem:

@@ -22,7 +22,7 @@ from .problems import conflict, invalid, not_found
 from .slugs import derive_slug
 from .store import Record, Store, encode
 from .timestamps import format_ms, parse_iso, to_ms
-from .validation import clean_body, clean_value, documented, empty_value
+from .validation import clean_body, clean_value, empty_value
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -66,7 +66,7 @@ class Resources:
         self.ids = IdFactory()
         self.extra_fields = extra_fields
         """Behave like a newer API version (see `newer`)."""
-        self.schemas = documented(newer_schemas() if extra_fields else SCHEMAS)
+        self.schemas = newer_schemas() if extra_fields else SCHEMAS
 
     # -- reads -------------------------------------------------------------------------------
 

@@ -12,8 +12,7 @@ the page leaves open are marked *(decision)*.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from bulk.schema import Field, Kind, ObjectSchema
@@ -22,31 +21,9 @@ from .problems import ApiProblem, invalid
 from .slugs import is_slug
 from .timestamps import format_datetime, parse_iso
 
-_UNDOCUMENTED_LIMITS: dict[tuple[str, str], dict[str, int | None]] = {
-    # The page gives contacts "name (required)" and "email (required, stored lowercase)" and
-    # onboardings a plain "name": no lengths. `bulk.schema` has 200 and 254; not enforced here.
-    ("contact", "name"): {"maximum": None},
-    ("contact", "email"): {"maximum": None},
-    ("onboarding", "name"): {"maximum": None},
-}
-"""Limits of `bulk.schema` that `pivotal-api.md` does not state, and what the sandbox uses."""
 # Kept although the page is silent, as the sandbox's own *(decisions)*:
 # - a required `name` must not be empty ("" is `too_small`): customers are documented 1-200;
 # - `reminder_frequency_days` is at least 1 (`too_small`): a reminder every 0 days is no setting.
-
-
-def documented(schemas: Mapping[str, ObjectSchema]) -> dict[str, ObjectSchema]:
-    """The object tables with the limits the API page does not state removed."""
-    result: dict[str, ObjectSchema] = {}
-    for name, schema in schemas.items():
-        fields = tuple(
-            dataclasses.replace(field, **_UNDOCUMENTED_LIMITS[(name, field.name)])  # type: ignore[arg-type]
-            if (name, field.name) in _UNDOCUMENTED_LIMITS
-            else field
-            for field in schema.fields
-        )
-        result[name] = dataclasses.replace(schema, fields=fields)
-    return result
 
 
 def clean_body(schema: ObjectSchema, body: object, *, creating: bool) -> dict[str, Any]:
