@@ -120,3 +120,22 @@ async def test_a_duplicate_key_after_an_invalid_first_row_is_caught_through_map(
     ]
     assert errors[1]["_error_message"] == "external_id '007' already appears on line 2"
     assert sandbox.objects(WORKSPACE, "customer") == []
+
+
+async def test_an_edited_row_after_a_lost_checkpoint_is_adopted_and_patched_not_stuck(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    source = customers_file(tmp_path / "source", "external_id,name,plan\n001,Acme,gold\n")
+    await run_import(import_settings(sandbox, tmp_path / "first", source))
+    (source / "customers.csv").write_text(
+        "external_id,name,plan\n001,Acme,silver\n", encoding="utf-8"
+    )
+
+    # A new checkpoint: the same idempotency key now comes with another body.
+    outcome = await run_import(import_settings(sandbox, tmp_path / "second", source))
+
+    assert outcome.exit_code == 0, outcome.error
+    assert counts(outcome, "adopted") == {"customers": 1}
+    [customer] = sandbox.objects(WORKSPACE, "customer")
+    assert (customer["name"], customer["plan"]) == ("Acme", "silver")
+    assert customer["metadata"] == {"external_id": "001"}

@@ -82,7 +82,22 @@ class ConflictResolver:
             return await self._adopt_customer(row, error, target)
         if error.code == "email_taken" and row.pass_name == CONTACT.collection:
             return await self._adopt_contact(row, error, path, target)
+        if error.code == "idempotency_key_reused":
+            return await self._adopt_reused(row, error)
         return None
+
+    async def _adopt_reused(self, row: RowState, error: ApiStatusError) -> Adoption | None:
+        """Our key went with another body before: an edited row after a lost checkpoint, or
+        the same source run from another machine. The key is the row's own, so the record
+        that request made is ours: find it as a lost answer is found, adopt it, and the
+        difference is PATCHed, instead of the row failing on every run for a day."""
+        found = await self.find_created(self.checkpoint.reload(row))
+        if found is None:
+            error.api_message = (
+                f"{error.api_message} (this row's key was used with another body, and no "
+                "record of this row was found under its customer: several of one name?)"
+            )
+        return found
 
     async def _adopt_customer(
         self, row: RowState, error: ApiStatusError, target: dict[str, Any]
