@@ -9,8 +9,10 @@ from pathlib import Path
 
 import aiohttp
 import polars as pl
+import pytest
 from helpers import WORKSPACE, counts, create, import_settings
 
+from bulk.errors import InputError
 from bulk.importing.importer import run_import
 from bulk.sandbox import Sandbox
 
@@ -139,3 +141,23 @@ async def test_an_edited_row_after_a_lost_checkpoint_is_adopted_and_patched_not_
     [customer] = sandbox.objects(WORKSPACE, "customer")
     assert (customer["name"], customer["plan"]) == ("Acme", "silver")
     assert customer["metadata"] == {"external_id": "001"}
+
+
+async def test_a_list_typed_parquet_name_is_refused_naming_file_column_and_type(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    pl.DataFrame(
+        {"external_id": ["001"], "name": [["List", "Name"]], "tags": [["vip", "emea"]]}
+    ).write_parquet(source / "customers.parquet")
+
+    with pytest.raises(InputError) as refused:
+        await run_import(import_settings(sandbox, tmp_path, source))
+
+    assert str(refused.value) == (
+        "customers.parquet, column 'name': has type List(String), a list; only tags and labels "
+        "can hold lists. Make the column text, or map it to tags or labels with --map."
+    )
+    assert sandbox.objects(WORKSPACE, "customer") == []
+    assert sandbox.stats.requests == 0

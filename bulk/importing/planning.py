@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from bulk.checkpoint import Checkpoint, InvalidRow, KnownRow, Run, now_text
+from bulk.errors import InputError
 from bulk.importing.rows import PlannedRow, RowPlanner, RowProblem
 from bulk.importing.sources import Source, SourceFile, SourceRecord, open_source
 from bulk.schema import CUSTOMER, ONBOARDING, canonical_json, text_digest
@@ -79,8 +80,27 @@ def open_sources(files: Sequence[SourceFile], options: PlanOptions) -> list[Open
             continue
         source = open_source(file, encoding=options.encoding)
         planner = RowPlanner(file.pass_name, source.columns, options.mapping, path=file.path)
+        _check_list_columns(source, planner)
         opened.append(OpenSource(file, source, planner))
     return opened
+
+
+LIST_FIELDS = frozenset({"tags", "labels"})
+"""The only fields a list-typed column may feed (the API's arrays of strings)."""
+
+
+def _check_list_columns(source: Source, planner: RowPlanner) -> None:
+    """Refuse a list column that feeds anything but `tags`/`labels`: its text would be sent
+    as, say, the name `["List","Name"]`."""
+    feeds = {column: field for field, column in planner.column_map.fields.items()}
+    for column, dtype in source.list_columns.items():
+        if feeds.get(column) not in LIST_FIELDS:
+            raise InputError(
+                f"has type {dtype}, a list; only tags and labels can hold lists.",
+                path=source.path,
+                column=column,
+                remedy="Make the column text, or map it to tags or labels with --map.",
+            )
 
 
 def fingerprint(sources: Sequence[OpenSource], options: PlanOptions) -> str:

@@ -169,6 +169,9 @@ class Source(ABC):
     def __init__(self, source: SourceFile, columns: tuple[str, ...]) -> None:
         self.source = source
         self.columns = columns
+        self.list_columns: dict[str, str] = {}
+        """Columns whose cells are lists (typed sources), and their type: only `tags` and
+        `labels` may hold lists, which the planner checks once it knows the mapping."""
         self._row_count: int | None = None
 
     @property
@@ -538,6 +541,9 @@ class _ParquetSource(Source):
         _check_names(names, path, None)
         super().__init__(source, names)
         self._text = [_as_text(name, dtype, path) for name, dtype in schema.items()]
+        self.list_columns = {
+            name: str(dtype) for name, dtype in schema.items() if isinstance(dtype, pl.List)
+        }
 
     def _count_rows(self) -> int:
         not_blank = pl.any_horizontal([expr.is_not_null() for expr in self._text])
