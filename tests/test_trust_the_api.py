@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import polars as pl
 import pytest
-from helpers import WORKSPACE, counts, create, import_settings
+from helpers import WORKSPACE, ManualClock, at_ms, counts, create, import_settings
 
 from bulk.errors import InputError
 from bulk.importing.importer import run_import
@@ -161,3 +161,28 @@ async def test_a_list_typed_parquet_name_is_refused_naming_file_column_and_type(
     )
     assert sandbox.objects(WORKSPACE, "customer") == []
     assert sandbox.stats.requests == 0
+
+
+async def test_the_adoption_walk_finds_a_holder_the_plain_cursor_skips(
+    timed: Sandbox, clock: ManualClock, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    # Ours first, then 120 others in the same millisecond: the plain cursor's second page
+    # starts strictly older than that millisecond and never shows ours.
+    at_ms(clock, 1_780_000_000_000)
+    ours = await create(
+        http,
+        timed,
+        "/customers",
+        {"name": "Acme", "status": "active", "metadata": {"external_id": "001"}},
+    )
+    for n in range(120):
+        await create(http, timed, "/customers", {"name": f"Other {n}"})
+    clock.advance(1)
+    source = customers_file(tmp_path / "source", "external_id,name,plan\n001,Acme,gold\n")
+
+    outcome = await run_import(import_settings(timed, tmp_path, source))
+
+    assert outcome.exit_code == 0, outcome.error
+    assert counts(outcome, "adopted") == {"customers": 1}
+    acme = [c for c in timed.objects(WORKSPACE, "customer") if c["name"] == "Acme"]
+    assert [(c["id"], c["plan"]) for c in acme] == [(ours["id"], "gold")]

@@ -45,14 +45,13 @@ from bulk.errors import (
 from bulk.exporting.folder import MANIFEST, PARTS_DIR, refuse_foreign_files
 from bulk.exporting.state import ExportState
 from bulk.exporting.tables import frame, merge_parts, write_part
-from bulk.exporting.walker import Split, WalkState, WalkWarnings, walk
+from bulk.exporting.walker import CUSTOMER_SPLITS, Split, WalkState, WalkWarnings, walk
 from bulk.interrupts import StopRequest
 from bulk.lock import CheckpointLock
 from bulk.progress import PassProgress, ProgressFactory
 from bulk.schema import (
     CONTACT,
     CUSTOMER,
-    CUSTOMER_STATUSES,
     OBJECT_SCHEMAS,
     ONBOARDING,
     ONBOARDING_PHASES,
@@ -66,7 +65,6 @@ from bulk.settings import ExportSettings
 T = TypeVar("T")
 CONTACT_BATCH = 64
 """Customers whose contacts are fetched together (at most `concurrency` requests at a time)."""
-CUSTOMER_SPLITS = (Split("status", CUSTOMER_STATUSES),)
 ONBOARDING_SPLITS = (Split("state", ONBOARDING_STATES), Split("phase", ONBOARDING_PHASES))
 
 

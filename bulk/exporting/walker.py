@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, NamedTuple
 
-from bulk.schema import format_timestamp, parse_timestamp
+from bulk.schema import CUSTOMER_STATUSES, format_timestamp, parse_timestamp
 
 PAGE_SIZE = 100
 
@@ -62,6 +62,10 @@ class Split:
 
     parameter: str
     values: Sequence[str]
+
+
+CUSTOMER_SPLITS = (Split("status", CUSTOMER_STATUSES),)
+"""How a page of customers that all share one `created_at` is split to reach every one."""
 
 
 @dataclass

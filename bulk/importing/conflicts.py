@@ -13,13 +13,14 @@ that left the source while its request was in flight: it is looked up, never sen
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bulk.api.client import PivotalClient
 from bulk.checkpoint import Checkpoint, RowState
 from bulk.errors import ApiStatusError
+from bulk.exporting.walker import CUSTOMER_SPLITS, WalkState, walk
 from bulk.importing.rows import payload_hash, predicted_slug
 from bulk.schema import CONTACT, CUSTOMER, ONBOARDING
 
@@ -124,13 +125,21 @@ class ConflictResolver:
         return self._customers_by_key.get(key)
 
     async def _walk_customers(self) -> None:
-        """Index every customer by slug and by `metadata.external_id`."""
+        """Index every customer by slug and by `metadata.external_id`, with the export's
+        tie-safe walk: the plain cursor skips customers that share a page boundary's
+        `created_at`, and a holder missed there would fail its row."""
         self._customers_by_slug, self._customers_by_key = {}, {}
-        async for customer in self.client.iterate(f"/{CUSTOMER.collection}"):
-            self._customers_by_slug[str(customer.get("slug"))] = customer
-            owner = (customer.get("metadata") or {}).get("external_id")
-            if isinstance(owner, str):
-                self._customers_by_key.setdefault(owner, customer)
+        path = f"/{CUSTOMER.collection}"
+
+        async def fetch(params: Mapping[str, str]) -> Mapping[str, Any]:
+            return (await self.client.request("GET", path, params=params)).body
+
+        async for page in walk(fetch, WalkState(), splits=CUSTOMER_SPLITS, label="customers"):
+            for customer in page:
+                self._customers_by_slug[str(customer.get("slug"))] = customer
+                owner = (customer.get("metadata") or {}).get("external_id")
+                if isinstance(owner, str):
+                    self._customers_by_key.setdefault(owner, customer)
 
     async def find_created(self, row: RowState) -> Adoption | None:
         """The record an unanswered POST of `row` may have created, or None.
