@@ -414,7 +414,8 @@ class GroupCommit:
                 waiting.set_result(None)
 
     def close(self) -> None:
-        """Commit what is left; a failed commit is raised here if nobody was told yet."""
+        """Commit what is left (its failure raises here); after a failed commit, whose waiters
+        were told, nothing more: SQLite rolled that transaction back."""
         if self._waiting is not None and not self._waiting.done():
             self._commit()
         if self._failure is None and self._db.in_transaction:
