@@ -417,6 +417,8 @@ class PassRunner:
         self.stop = stop
         self.conflicts = ConflictResolver(client, checkpoint)
         self.reachability = reachability or Reachability(client, concurrency)
+        self._parent_ids: dict[str, str] = {}
+        """Customers' Pivotal ids, read once each: the customers pass is over by now."""
         self.commits: GroupCommit | None = None
         """While the pass runs, the workers' checkpoint writes share commits."""
 
@@ -502,8 +504,12 @@ class PassRunner:
         if row.customer_ref is not None:
             return row.customer_ref
         assert row.customer_key is not None
+        known = self._parent_ids.get(row.customer_key)
+        if known is not None:
+            return known
         parent = self.checkpoint.parent(row.customer_key)
         if parent.state == "done" and parent.pivotal_id is not None:
+            self._parent_ids[row.customer_key] = parent.pivotal_id
             return parent.pivotal_id
         reason = f"customer '{row.customer_key}' is {parent.state}"
         if parent.error_message:
