@@ -16,9 +16,14 @@ times that mirrors the server's window, and letting the headers correct it:
   round trip seen (a request reaches the server within one round trip), else the upper bound,
   and add a small margin for latency that varies.
 - When `Remaining` shows the server counts more requests than our log (another client on the key,
-  or a run killed a moment ago), the difference becomes phantom entries. One expires at `Reset`;
-  the others when a request sent now would, because `Reset` only tells when the *oldest* leaves
-  and releasing them all at once would send a burst straight into 429s.
+  or a run killed a moment ago), the difference becomes phantom entries. One expires at `Reset`
+  (unless `Reset` may be our own oldest request's); the others when a request sent now would,
+  because `Reset` only tells when the *oldest* leaves and releasing them all at once would send
+  a burst straight into 429s.
+- While a served response shows another client on the key (and for a window after), we leave
+  `--headroom` (10 %) of the window free for it, and also what its pace will add before any of
+  its requests leaves (its count over the age `Reset` gives its oldest): a bulk run sharing a key
+  with a live integration must not starve it.
 - A 429's `Retry-After` pauses every waiter until the given time. `Remaining: 0` needs no pause
   of its own: the log (with its phantoms) is full then and frees its first slot when the oldest
   entry leaves, exactly, where the whole-second `Reset` could cost up to a second. A refused
