@@ -46,6 +46,13 @@ def connection(sandbox: Sandbox, key: str = KEY) -> list[str]:
     return ["--base-url", sandbox.base_url, "--api-key", key]
 
 
+def import_customers(source: Path, checkpoint: Path, *options: str) -> Result:
+    """`bulk import --customers SOURCE --checkpoint CHECKPOINT --quiet OPTIONS` in-process."""
+    return bulk(
+        "import", "--customers", str(source), *options, "--checkpoint", str(checkpoint), "--quiet"
+    )
+
+
 def assert_one_line_error(result_stderr: str) -> str:
     """stderr is exactly one `Error: …` line, without a traceback; returns it."""
     assert "Traceback" not in result_stderr, result_stderr

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from click.testing import Result
 from safe_runs_support import (
     KEY,
     assert_one_line_error,
@@ -21,6 +22,7 @@ from safe_runs_support import (
     connection,
     finish,
     html_app,
+    import_customers,
     serve,
     start_bulk,
     write_customers,
@@ -107,15 +109,7 @@ def test_dry_run_counts_contacts_of_unknown_customers_as_invalid_and_exits_1(
 
 def seed_three(sandbox: Sandbox, tmp_path: Path) -> None:
     source = write_customers(tmp_path / "seed" / "customers.csv", 3, prefix="S")
-    seeded = bulk(
-        "import",
-        "--customers",
-        str(source),
-        *connection(sandbox),
-        "--checkpoint",
-        str(tmp_path / "seed.sqlite"),
-        "--quiet",
-    )
+    seeded = import_customers(source, tmp_path / "seed.sqlite", *connection(sandbox))
     assert seeded.exit_code == 0, seeded.output
 
 
@@ -278,25 +272,27 @@ def test_dry_run_makes_exactly_one_get_me_and_uses_the_keys_real_limit(
 # -- 7. connection errors say what to fix -----------------------------------------------------
 
 
-def test_a_revoked_key_says_to_check_the_key_not_to_run_again(
-    threaded_sandbox: Sandbox, tmp_path: Path
-) -> None:
-    threaded_sandbox.revoke_key("pivotal_revoked")
+def import_with_a_revoked_key(sandbox: Sandbox, tmp_path: Path) -> tuple[Result, Path]:
+    """An import of two customers with a key the sandbox revoked: its result and report path."""
+    sandbox.revoke_key("pivotal_revoked")
     source = write_customers(tmp_path / "customers.csv", 2)
     report = tmp_path / "report.json"
-
     result = bulk(
         "import",
         "--customers",
         str(source),
-        "--base-url",
-        threaded_sandbox.base_url,
-        "--api-key",
-        "pivotal_revoked",
+        *connection(sandbox, "pivotal_revoked"),
         "--report",
         str(report),
         "--quiet",
     )
+    return result, report
+
+
+def test_a_revoked_key_says_to_check_the_key_not_to_run_again(
+    threaded_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    result, _ = import_with_a_revoked_key(threaded_sandbox, tmp_path)
 
     assert result.exit_code == 3, result.output
     line = assert_one_line_error(result.stderr)
@@ -308,22 +304,7 @@ def test_a_revoked_key_says_to_check_the_key_not_to_run_again(
 def test_the_report_of_an_exit_3_run_carries_the_reason(
     threaded_sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    threaded_sandbox.revoke_key("pivotal_revoked")
-    source = write_customers(tmp_path / "customers.csv", 2)
-    report = tmp_path / "report.json"
-
-    result = bulk(
-        "import",
-        "--customers",
-        str(source),
-        "--base-url",
-        threaded_sandbox.base_url,
-        "--api-key",
-        "pivotal_revoked",
-        "--report",
-        str(report),
-        "--quiet",
-    )
+    result, report = import_with_a_revoked_key(threaded_sandbox, tmp_path)
 
     assert result.exit_code == 3, result.output
     document = json.loads(report.read_text())
@@ -438,15 +419,7 @@ def test_status_on_the_sandboxs_own_database_changes_nothing(tmp_path: Path) -> 
     database = tmp_path / "sandbox.sqlite"
     with sandbox_in_thread(SandboxConfig(rate_limit=0, db_path=database)) as sandbox:
         source = write_customers(tmp_path / "customers.csv", 2)
-        imported = bulk(
-            "import",
-            "--customers",
-            str(source),
-            *connection(sandbox),
-            "--checkpoint",
-            str(tmp_path / "import.sqlite"),
-            "--quiet",
-        )
+        imported = import_customers(source, tmp_path / "import.sqlite", *connection(sandbox))
         assert imported.exit_code == 0, imported.output
     before = (digest(database), database.stat().st_mtime_ns, tables_of(database))
 
@@ -516,15 +489,7 @@ def test_plain_progress_counts_skipped_rows_as_skipped_not_failed(
     threaded_sandbox: Sandbox, tmp_path: Path
 ) -> None:
     other = write_text(tmp_path / "other.csv", "external_id,name,slug\nZ9,Someone Else,taken\n")
-    seeded = bulk(
-        "import",
-        "--customers",
-        str(other),
-        *connection(threaded_sandbox),
-        "--checkpoint",
-        str(tmp_path / "other.sqlite"),
-        "--quiet",
-    )
+    seeded = import_customers(other, tmp_path / "other.sqlite", *connection(threaded_sandbox))
     assert seeded.exit_code == 0, seeded.output
     write_text(tmp_path / "src" / "customers.csv", "external_id,name,slug\nK1,Kay,taken\n")
     write_text(

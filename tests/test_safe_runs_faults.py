@@ -26,6 +26,7 @@ from safe_runs_support import (
     bulk,
     connection,
     finish,
+    import_customers,
     proxy_app,
     serve,
     start_bulk,
@@ -191,15 +192,7 @@ def test_rows_removed_from_the_source_after_a_kill_are_not_created_on_resume(
 def imported_checkpoint(sandbox: Sandbox, tmp_path: Path, rows: int = 300) -> Path:
     source = write_customers(tmp_path / "customers.csv", rows)
     checkpoint = tmp_path / "ck.sqlite"
-    result = bulk(
-        "import",
-        "--customers",
-        str(source),
-        *connection(sandbox),
-        "--checkpoint",
-        str(checkpoint),
-        "--quiet",
-    )
+    result = import_customers(source, checkpoint, *connection(sandbox))
     assert result.exit_code == 0, result.output
     assert not Path(f"{checkpoint}-wal").exists() or Path(f"{checkpoint}-wal").stat().st_size == 0
     return checkpoint
@@ -221,15 +214,7 @@ def test_a_damaged_checkpoint_is_one_line_with_a_safe_remedy(
     damage(checkpoint)
     writes = threaded_sandbox.stats.writes
 
-    result = bulk(
-        "import",
-        "--customers",
-        str(tmp_path / "customers.csv"),
-        *connection(threaded_sandbox),
-        "--checkpoint",
-        str(checkpoint),
-        "--quiet",
-    )
+    result = import_customers(tmp_path / "customers.csv", checkpoint, *connection(threaded_sandbox))
 
     assert result.exit_code == 2, result.output
     line = assert_one_line_error(result.stderr)
@@ -262,15 +247,7 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_without_move_it_away(
     Path(f"{checkpoint}-wal").mkdir()
     writes = threaded_sandbox.stats.writes
 
-    result = bulk(
-        "import",
-        "--customers",
-        str(tmp_path / "customers.csv"),
-        *connection(threaded_sandbox),
-        "--checkpoint",
-        str(checkpoint),
-        "--quiet",
-    )
+    result = import_customers(tmp_path / "customers.csv", checkpoint, *connection(threaded_sandbox))
 
     assert result.exit_code == 2, result.output
     line = assert_one_line_error(result.stderr)

@@ -22,9 +22,9 @@ from safe_runs_support import (
     TEST_KEY,
     ProxyRules,
     StderrLines,
-    bulk,
     connection,
     finish,
+    import_customers,
     proxy_app,
     serve,
     start_bulk,
@@ -143,14 +143,8 @@ def test_a_second_export_on_a_held_export_checkpoint_exits_2_at_once(
     narrow_sandbox: Sandbox, tmp_path: Path
 ) -> None:
     source = write_customers(tmp_path / "seed" / "customers.csv", ROWS)
-    seeded = bulk(
-        "import",
-        "--customers",
-        str(source),
-        *connection(narrow_sandbox, TEST_KEY),
-        "--checkpoint",
-        str(tmp_path / "seed.sqlite"),
-        "--quiet",
+    seeded = import_customers(
+        source, tmp_path / "seed.sqlite", *connection(narrow_sandbox, TEST_KEY)
     )
     assert seeded.exit_code == 0, seeded.output
     before = narrow_sandbox.stats.requests
