@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import heapq
 import tempfile
 import time
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import aiohttp
 from generate_customers import write_customers
 from sandbox_process import running_server
 
+from bulk.api.estimate import Pace, estimate_seconds
 from bulk.api.retry import parse_retry_after
 from bulk.importing.importer import ImportOutcome, run_import
 from bulk.importing.rows import PlannedRow, RowPlanner
@@ -52,16 +52,9 @@ class Result:
 def optimum_seconds(
     requests: int, limit: int, window_s: float, concurrency: int, latency_s: float
 ) -> float:
-    """The shortest possible wall time against a sliding window, by greedy simulation."""
-    free_at = [0.0] * concurrency
-    sends: list[float] = []
-    for index in range(requests):
-        start = heapq.heappop(free_at)
-        if index >= limit:
-            start = max(start, sends[index - limit] + window_s)
-        sends.append(start)
-        heapq.heappush(free_at, start + latency_s)
-    return max(free_at)
+    """The shortest possible wall time against a sliding window: the governor's greedy
+    schedule (`bulk.api.estimate`) with the exact window and no margin."""
+    return estimate_seconds(requests, Pace(limit, window_s, latency_s, concurrency))
 
 
 async def timed_import(

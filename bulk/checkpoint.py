@@ -32,11 +32,6 @@ from bulk.schema import CUSTOMER, OBJECT_SCHEMAS, canonical_json, now_timestamp
 STATES = ("pending", "in_flight", "done", "failed", "skipped")
 
 
-def now_text() -> str:
-    """The time of a checkpoint write, in the API's timestamp format."""
-    return now_timestamp()
-
-
 MigrationFunction = Callable[[sqlite3.Connection], None]
 """Changes the schema (and may rewrite rows) through the connection; never commits."""
 
@@ -76,7 +71,7 @@ def migrate(db: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS
         pending = _pending(db, migrations)  # again, now that no other process can migrate
         for step in pending:
             step.apply(db)
-            db.execute("INSERT INTO migrations VALUES (?, ?)", (step.name, now_text()))
+            db.execute("INSERT INTO migrations VALUES (?, ?)", (step.name, now_timestamp()))
     except BaseException:
         if db.in_transaction:
             db.execute("ROLLBACK")
@@ -489,7 +484,7 @@ class Checkpoint:
         ).fetchone()
         if row is not None and row[1] is None:
             return Run(row[0], True, row[2], bool(row[3]))
-        cursor = self._db.execute("INSERT INTO runs (started_at) VALUES (?)", (now_text(),))
+        cursor = self._db.execute("INSERT INTO runs (started_at) VALUES (?)", (now_timestamp(),))
         assert cursor.lastrowid is not None
         return Run(cursor.lastrowid, False, None, False)
 
@@ -506,7 +501,7 @@ class Checkpoint:
         )
 
     def finish_run(self, run: Run) -> None:
-        self._db.execute("UPDATE runs SET finished_at = ? WHERE id = ?", (now_text(), run.id))
+        self._db.execute("UPDATE runs SET finished_at = ? WHERE id = ?", (now_timestamp(), run.id))
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -605,7 +600,15 @@ class Checkpoint:
             "UPDATE rows SET state = 'in_flight', request_method = ?, request_path = ?, "
             "request_body = ?, request_payload = coalesce(?, payload), updated_at = ? "
             "WHERE pass = ? AND key = ?",
-            (method, path, body, _unless_planned(row, target), now_text(), row.pass_name, row.key),
+            (
+                method,
+                path,
+                body,
+                _unless_planned(row, target),
+                now_timestamp(),
+                row.pass_name,
+                row.key,
+            ),
         )
 
     def mark_done(
@@ -632,7 +635,7 @@ class Checkpoint:
                 _unless_planned(row, synced),
                 synced_hash,
                 attempts,
-                now_text(),
+                now_timestamp(),
                 row.pass_name,
                 row.key,
             ),
@@ -658,7 +661,7 @@ class Checkpoint:
             "UPDATE rows SET state = ?, action = ?, attempts = attempts + ?, error_code = ?, "
             f"error_message = ?, updated_at = ?{clear_request} "
             "WHERE pass = ? AND key = ?",
-            (state, state, attempts, code, message, now_text(), row.pass_name, row.key),
+            (state, state, attempts, code, message, now_timestamp(), row.pass_name, row.key),
         )
 
     def note_attempts(self, row: RowState, attempts: int, code: str, message: str) -> None:
@@ -666,7 +669,7 @@ class Checkpoint:
         self._db.execute(
             "UPDATE rows SET attempts = attempts + ?, error_code = ?, error_message = ?, "
             "updated_at = ? WHERE pass = ? AND key = ?",
-            (attempts, code, message, now_text(), row.pass_name, row.key),
+            (attempts, code, message, now_timestamp(), row.pass_name, row.key),
         )
 
     def row_state(self, pass_name: str, key: str) -> str:
@@ -821,7 +824,7 @@ class Checkpoint:
         cursor = self._db.execute(
             "UPDATE rows SET state = 'in_flight', updated_at = ? "
             "WHERE run = ? AND state = 'failed' AND request_method IS NOT NULL",
-            (now_text(), run.id),
+            (now_timestamp(), run.id),
         )
         return cursor.rowcount
 
@@ -831,7 +834,7 @@ class Checkpoint:
         self._db.execute(
             "UPDATE rows SET state = 'pending', updated_at = ?"
             f"{_CLEAR_REQUEST} WHERE pass = ? AND key = ? AND state = 'in_flight'",
-            (now_text(), row.pass_name, row.key),
+            (now_timestamp(), row.pass_name, row.key),
         )
 
     def unanswered_outside(self, run: Run, passes: Sequence[str]) -> list[RowState]:

@@ -412,6 +412,15 @@ class PivotalClient:
                 return
             query["cursor"] = cursor
 
+    def page_fetcher(self, path: str) -> Callable[[Mapping[str, str]], Awaitable[dict[str, Any]]]:
+        """A function GETting one page of the list at `path` for given query parameters: what
+        a tie-safe walk (`bulk.exporting.walker.walk`) pages with."""
+
+        async def fetch(params: Mapping[str, str]) -> dict[str, Any]:
+            return (await self.request("GET", path, params=params)).body
+
+        return fetch
+
     async def me(self) -> dict[str, Any]:
         """The key and workspace the client talks as (`GET /me`).
 

@@ -20,7 +20,7 @@ import asyncio
 import json
 import shutil
 import time
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,7 +215,7 @@ class _ExportRun:
             return
         buffer: list[dict[str, Any]] = []
         pages = walk(
-            self._fetch(f"/{schema.collection}"),
+            self.client.page_fetcher(f"/{schema.collection}"),
             position,
             splits=splits,
             warnings=self.warnings,
@@ -296,7 +296,9 @@ class _ExportRun:
         rows: list[dict[str, Any]] = []
         try:
             async for page in walk(
-                self._fetch(f"/{CUSTOMER.collection}/{customer_id}/{CONTACT.collection}"),
+                self.client.page_fetcher(
+                    f"/{CUSTOMER.collection}/{customer_id}/{CONTACT.collection}"
+                ),
                 WalkState(),
                 warnings=self.warnings,
                 label=f"{CONTACT.collection} of {customer_id}",
@@ -320,13 +322,6 @@ class _ExportRun:
         )
         values = scan.select(column).collect()[column].to_list()
         return [str(value) for value in values if value is not None]
-
-    def _fetch(self, path: str) -> Any:
-        async def fetch(params: Mapping[str, str]) -> Mapping[str, Any]:
-            response = await self.client.request("GET", path, params=params)
-            return response.body
-
-        return fetch
 
     def _write_part(self, schema: ObjectSchema, rows: list[dict[str, Any]]) -> None:
         """Write the rows as the next part, then save the state, whose position follows it."""

@@ -13,7 +13,7 @@ that left the source while its request was in flight: it is looked up, never sen
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,11 +129,7 @@ class ConflictResolver:
         tie-safe walk: the plain cursor skips customers that share a page boundary's
         `created_at`, and a holder missed there would fail its row."""
         self._customers_by_slug, self._customers_by_key = {}, {}
-        path = f"/{CUSTOMER.collection}"
-
-        async def fetch(params: Mapping[str, str]) -> Mapping[str, Any]:
-            return (await self.client.request("GET", path, params=params)).body
-
+        fetch = self.client.page_fetcher(f"/{CUSTOMER.collection}")
         async for page in walk(fetch, WalkState(), splits=CUSTOMER_SPLITS, label="customers"):
             for customer in page:
                 self._customers_by_slug[str(customer.get("slug"))] = customer

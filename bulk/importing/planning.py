@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from bulk.checkpoint import Checkpoint, InvalidRow, KnownRow, Run, now_text
+from bulk.checkpoint import Checkpoint, InvalidRow, KnownRow, Run
 from bulk.errors import InputError
 from bulk.importing.rows import PlannedRow, RowPlanner, RowProblem
 from bulk.importing.sources import Source, SourceFile, SourceRecord, open_source
-from bulk.schema import CUSTOMER, ONBOARDING, canonical_json, text_digest
+from bulk.schema import CUSTOMER, ONBOARDING, canonical_json, now_timestamp, text_digest
 from bulk.settings import PASSES, pass_order
 
 BATCH_ROWS = 20_000
@@ -224,7 +224,7 @@ class _PassPlanner:
         orphans: list[InvalidRow] = []
         known_parents = self._checkpoint_parents(planned)
         existing = self.checkpoint.existing(self.pass_name, [row.key for row in planned])
-        now = now_text()
+        now = now_timestamp()
         for row in planned:
             payload = canonical_json(row.payload)
             digest = text_digest(payload)
