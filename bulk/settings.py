@@ -127,8 +127,11 @@ class ImportSettings:
     results_path: Path | None = None
     report_path: Path | None = None
     passes: tuple[str, ...] = PASSES
-    mapping: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    """Field name → column name (`--map FIELD=COLUMN`)."""
+    maps: tuple[str, ...] = ()
+    """`--map [PASS.]FIELD=COLUMN` (or `=TEMPLATE`) as given, in order; they override
+    `map_file`'s maps of the same fields."""
+    map_file: Path | None = None
+    """`--map-file FILE.toml`: one table of maps per pass."""
     encoding: str | None = None
     dry_run: bool = False
     strict: bool = False

@@ -41,6 +41,7 @@ from bulk.errors import (
     as_sentence,
 )
 from bulk.importing.conflicts import ConflictResolver, display_id_of
+from bulk.importing.mapping import load_mapping
 from bulk.importing.planning import (
     OpenSource,
     PlanOptions,
@@ -141,7 +142,8 @@ async def run_import(
 
 def plan_options(settings: ImportSettings) -> PlanOptions:
     """The few settings that shape the plan."""
-    return PlanOptions(settings.mapping, settings.encoding, settings.force, settings.passes)
+    mapping = load_mapping(settings.maps, settings.map_file)
+    return PlanOptions(mapping, settings.encoding, settings.force, settings.passes)
 
 
 def _outputs(settings: ImportSettings, in_memory: bool) -> list[tuple[str, Path]]:
