@@ -314,10 +314,10 @@ def _check_field(pass_name: str | None, name: str, origin: str, file: Path | Non
     if any(has_field(schema, name) for schema in schemas):
         return
     known = sorted({known for schema in schemas for known in pass_fields(schema)})
-    subject = f"{pass_name} have" if pass_name is not None else "no pass has"
+    subject = f"{pass_name} have no field" if pass_name is not None else "no pass has a field"
     raise _map_error(
         file,
-        f"{origin}: {subject} no field {name!r}.",
+        f"{origin}: {subject} {name!r}.",
         _did_you_mean(name, known) or f"Map one of {', '.join(known)}, or metadata.<key>.",
     )
 
@@ -350,7 +350,9 @@ def read_map_file(path: Path) -> list[FieldMap]:
                 remedy=_did_you_mean(table, PASSES)
                 or f"Name the tables {', '.join(f'[{name}]' for name in PASSES)}.",
             )
-        maps.extend(_table_map(path, table, key, value) for key, value in _entries(entries))
+        maps.extend(
+            _table_map(path, table, key, shown, value) for key, shown, value in _entries(entries)
+        )
     return maps
 
 
@@ -387,22 +389,24 @@ def _toml_error(path: Path, text: str) -> InputError:
     )
 
 
-def _entries(entries: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
-    """A table's maps, with `metadata.key = …` (which TOML nests) read as `"metadata.key"`."""
+def _entries(entries: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
+    """A table's (field, key as written, value), with `metadata.key = …` (which TOML nests)
+    read as `"metadata.key"`."""
     for key, value in entries.items():
         if key == METADATA_PREFIX[:-1] and isinstance(value, dict) and "column" not in value:
             for metadata_key, metadata_value in value.items():
-                yield METADATA_PREFIX + metadata_key, metadata_value
+                name = METADATA_PREFIX + metadata_key
+                yield name, name, metadata_value
         else:
-            yield key, value
+            yield key, f'"{key}"' if "." in key else key, value
 
 
-def _table_map(path: Path, table: str, key: str, value: Any) -> FieldMap:
-    origin = f"[{table}] {key}"
+def _table_map(path: Path, table: str, key: str, shown: str, value: Any) -> FieldMap:
+    origin = f"[{table}] {shown}"
     _check_field(table, key, origin, path)
     if isinstance(value, str):
         return FieldMap.of(table, key, value, origin, path)
-    if isinstance(value, dict) and isinstance(value.get("column"), str):
+    if isinstance(value, dict):
         for name in value:
             if name not in _RULE_KEYS:
                 raise InputError(
@@ -410,6 +414,12 @@ def _table_map(path: Path, table: str, key: str, value: Any) -> FieldMap:
                     path=path,
                     remedy=_did_you_mean(name, _RULE_KEYS) or "Give only column and values.",
                 )
+        if not isinstance(value.get("column"), str):
+            raise InputError(
+                f"{origin}: has no column.",
+                path=path,
+                remedy=f'Write {key} = {{ column = "Column", values = {{ … }} }}.',
+            )
         values = _values(path, origin, value.get("values", {}), _parser(COLLECTIONS[table], key))
         return FieldMap.of(table, key, value["column"], origin, path, values)
     raise InputError(
