@@ -4,16 +4,20 @@ every map that cannot be right."""
 
 from __future__ import annotations
 
+import re
+import shlex
+import shutil
 from pathlib import Path
 
 import polars as pl
 import pytest
 from click.testing import CliRunner, Result
-from helpers import KEY, WORKSPACE
+from helpers import KEY, SAMPLES, WORKSPACE, source_rows
+from test_readme import section
 
 from bulk.cli import main
 from bulk.importing.mapping import Template
-from bulk.sandbox import Sandbox
+from bulk.sandbox import Sandbox, SandboxConfig, sandbox_in_thread
 
 
 def bulk(*arguments: str) -> Result:
@@ -420,3 +424,121 @@ def test_the_same_rows_through_a_map_hash_as_the_same_payloads(
     assert (total, created, updated, unchanged) == ("1", "0", "0", "1")
     sent = {name: threaded_sandbox.stats.methods[name] - before.get(name, 0) for name in WRITES}
     assert sent == {"POST": 0, "PATCH": 0}
+
+
+# -- the CRM sample, as the README runs it ---------------------------------------------------
+
+CRM = SAMPLES / "crm"
+STATUS_OF_STAGE = {  # hubspot.toml's values table, written out; 'Churned' matches none
+    "Customer": "active",
+    "customer ": "active",
+    "Opportunity": "onboarding",
+    "Lead": "onboarding",
+    "Evangelist": "active",
+    "Sales Qualified Lead": "onboarding",
+    "Other": "archived",
+    "Churned": "churned",
+    "Marketing Qualified Lead": "onboarding",
+}
+NAME_WITHOUT_A_PART = {"104": "Moreau", "112": "Kenji"}
+
+
+def test_the_readme_shows_the_crm_map_file_as_it_is() -> None:
+    toml = re.search(r"```toml\n(.*?)```", section("Importing a CRM export"), re.DOTALL)
+    assert toml is not None
+    assert toml.group(1) == (CRM / "hubspot.toml").read_text(encoding="utf-8")
+
+
+def test_the_readme_command_imports_the_crm_sample_field_by_field(tmp_path: Path) -> None:
+    (tmp_path / "samples").symlink_to(SAMPLES)  # the command runs from a checkout's root
+    [command] = re.findall(r"```sh\n(.*?)\n```", section("Importing a CRM export"), re.DOTALL)
+    program, *arguments = shlex.split(command)
+    assert program == "bulk"
+
+    result = bulk(*arguments)
+
+    assert result.exit_code == 0, result.output
+    assert [line.split() for line in result.stdout.splitlines()[1:3]] == [
+        ["customers", "10", "10", "0", "0", "0", "0", "0", "0"],
+        ["contacts", "20", "20", "0", "0", "0", "0", "0", "0"],
+    ]
+    config = SandboxConfig(db_path=tmp_path / ".bulk" / "sandbox.sqlite", rate_limit=0)
+    with sandbox_in_thread(config) as sandbox:
+        assert_crm_sample_imported(sandbox, "sandbox")
+
+
+def assert_crm_sample_imported(sandbox: Sandbox, workspace: str) -> None:
+    customers = {c["metadata"]["external_id"]: c for c in sandbox.objects(workspace, "customer")}
+    companies = source_rows("customers", CRM)
+    assert sorted(customers) == sorted(row["Record ID"] for row in companies)
+    for row in companies:
+        customer = customers[row["Record ID"]]
+        assert customer["name"] == row["Company name"]
+        assert customer["hubspot_company_id"] == row["Record ID"]
+        domain = row["Company Domain Name"]
+        assert customer["domain"] == (domain.lower() if domain is not None else None)
+        assert customer["status"] == STATUS_OF_STAGE[row["Lifecycle Stage"] or ""]
+        metadata = {
+            "external_id": row["Record ID"],
+            "lifecycle_stage": row["Lifecycle Stage"],
+            "industry": row["Industry"],
+            "location": f"{row['City']}, {row['Country/Region']}",
+        }
+        if row["Number of Employees"] is not None:
+            metadata["employees"] = row["Number of Employees"]
+        assert customer["metadata"] == metadata
+
+    contacts = {c["email"]: c for c in sandbox.objects(workspace, "contact")}
+    people = source_rows("contacts", CRM)
+    assert len(contacts) == len(people)
+    for row in people:
+        assert row["Email"] is not None
+        contact = contacts[row["Email"].lower()]
+        name = NAME_WITHOUT_A_PART.get(row["Record ID"] or "")
+        assert contact["name"] == (name or f"{row['First Name']} {row['Last Name']}")
+        assert contact["customer_id"] == customers[row["Associated Company ID"] or ""]["id"]
+        assert contact["title"] == row["Job Title"]
+        assert contact["phone"] == row["Phone Number"]
+        roles = row["Buying Role"]
+        assert contact["labels"] == (roles.split(";") if roles is not None else [])
+
+
+def test_a_changed_crm_export_sends_only_what_changed(
+    threaded_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    export = tmp_path / "crm"
+    shutil.copytree(CRM, export)
+    command = ("import", str(export), "--map-file", str(export / "hubspot.toml"))
+    first = bulk(*command, *against(threaded_sandbox))
+    assert first.exit_code == 0, first.output
+    assert_crm_sample_imported(threaded_sandbox, WORKSPACE)
+    before = dict(threaded_sandbox.stats.methods)
+
+    unchanged = bulk(*command, *against(threaded_sandbox))
+
+    assert unchanged.exit_code == 0, unchanged.output
+    assert {
+        name: threaded_sandbox.stats.methods[name] - before.get(name, 0) for name in WRITES
+    } == {
+        "POST": 0,
+        "PATCH": 0,
+    }
+    companies = (export / "customers.csv").read_text(encoding="utf-8")
+    (export / "customers.csv").write_text(
+        companies.replace(",Sakura Design Studio,sakura-design.jp,Sales Qualified Lead,",
+                          ",Sakura Design Studio,sakura-design.jp,Customer,"),
+        encoding="utf-8",
+    )  # fmt: skip
+    before = dict(threaded_sandbox.stats.methods)
+
+    changed = bulk(*command, *against(threaded_sandbox))
+
+    assert changed.exit_code == 0, changed.output
+    assert {
+        name: threaded_sandbox.stats.methods[name] - before.get(name, 0) for name in WRITES
+    } == {
+        "POST": 0,
+        "PATCH": 1,
+    }
+    sakura = by_external_id(threaded_sandbox)["5830231964"]
+    assert (sakura["status"], sakura["metadata"]["lifecycle_stage"]) == ("active", "Customer")
