@@ -8,6 +8,7 @@ import re
 import shlex
 import shutil
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -37,7 +38,7 @@ def write(path: Path, text: str) -> Path:
 WRITES = ("POST", "PATCH")
 
 
-def by_external_id(sandbox: Sandbox) -> dict[str, dict[str, object]]:
+def by_external_id(sandbox: Sandbox) -> dict[str, dict[str, Any]]:
     return {c["metadata"]["external_id"]: c for c in sandbox.objects(WORKSPACE, "customer")}
 
 
@@ -470,7 +471,7 @@ def test_the_readme_command_imports_the_crm_sample_field_by_field(tmp_path: Path
 def assert_crm_sample_imported(sandbox: Sandbox, workspace: str) -> None:
     customers = {c["metadata"]["external_id"]: c for c in sandbox.objects(workspace, "customer")}
     companies = source_rows("customers", CRM)
-    assert sorted(customers) == sorted(row["Record ID"] for row in companies)
+    assert sorted(customers) == sorted(str(row["Record ID"]) for row in companies)
     for row in companies:
         customer = customers[row["Record ID"]]
         assert customer["name"] == row["Company name"]
