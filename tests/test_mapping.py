@@ -543,3 +543,26 @@ def test_a_changed_crm_export_sends_only_what_changed(
     }
     sakura = by_external_id(threaded_sandbox)["5830231964"]
     assert (sakura["status"], sakura["metadata"]["lifecycle_stage"]) == ("active", "Customer")
+
+
+def test_a_mapped_onboarding_external_id_is_the_key_a_duplicate_names(
+    threaded_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    write(tmp_path / "src" / "customers.csv", "external_id,name\n1,Acme\n")
+    write(
+        tmp_path / "src" / "onboardings.csv",
+        "customer_external_id,Ref,name\n1,A,Pilot\n1,A,Roll-out\n",
+    )
+
+    result = bulk(
+        "import", str(tmp_path / "src"), *against(threaded_sandbox),
+        "--map", "onboardings.external_id=Ref",
+    )  # fmt: skip
+
+    assert result.exit_code == 1, result.output
+    errors = pl.read_csv("bulk-import.errors.csv", infer_schema=False).to_dicts()
+    assert [(row["_line"], row["_error_code"], row["_error_message"]) for row in errors] == [
+        ("3", "duplicate_key", "external_id 'A' already appears on line 2")
+    ]
+    [onboarding] = threaded_sandbox.objects(WORKSPACE, "onboarding")
+    assert onboarding["name"] == "Pilot"

@@ -275,7 +275,8 @@ class _PassPlanner:
         if row.slug is not None and row.slug in self.slugs and row.key not in self.seen:
             return self._same_slug(row)
         if row.key in self.seen:
-            if self.pass_name == ONBOARDING.collection and "external_id" not in row.cells:
+            mapped = self.opened.planner.column_map.get("external_id") is not None
+            if self.pass_name == ONBOARDING.collection and not mapped:
                 message = (
                     f"a second onboarding for customer '{row.key}' (first on line "
                     f"{self.seen[row.key]}); add an external_id column to import several "
