@@ -16,8 +16,9 @@ Templates (`{First Name} {Last Name}`): each `{Column}` is that cell's text, tri
 empty part takes the whitespace around it along, so the result never holds the doubled or
 leading space it would leave: the literal text on both sides of it meets with one space if
 either side had whitespace there; the result is trimmed. Only whitespace collapses:
-`{City}, {Country}` without a city is `, France`. A column whose name holds a brace can be
-mapped as a plain column only.
+`{City}, {Country}` without a city is `, France`. A column whose name holds a brace cannot be
+mapped. (Templates are parsed here, not by `string.Formatter`, whose grammar would read
+`{Amount: EUR}` as a field and a format spec.)
 
 `values` tables (map file only) translate a field's text: matched after trimming,
 case-insensitively; `""` matches an empty cell and an empty value leaves the field not set; a
@@ -48,8 +49,8 @@ KEY_COLUMNS: Final = ("external_id", "customer_external_id", "customer_id")
 """Columns that say which row this is, or which customer it belongs to: never payload fields."""
 METADATA_PREFIX: Final = "metadata."
 COMPUTED: Final = "\x00"
-"""Prefixes the cell name a templated or translated field's text is stored under for a row: no
-header holds it (a CSV with NUL is refused as binary), so it never hides a real column."""
+"""Prefixes the cell name a templated or translated field's text is stored under for a row, so
+it never hides a real column: no header holds a NUL (a CSV with one is refused as binary)."""
 
 _TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _TOML_POSITION = re.compile(r"^(.*?) \(at (?:line (\d+), column (\d+)|end of document)\)$")
@@ -493,7 +494,7 @@ class ColumnMap:
     fields: dict[str, str]
     """Field (or key column) name → the cell it is read from (see `apply`), for those present."""
     labels: dict[str, str]
-    """Field → what a message names: its column, or its template."""
+    """Mapped field → what a message names: its column, or its template (`shown`)."""
     metadata_keys: tuple[tuple[str, str], ...]
     """(key, cell) for every `metadata.<key>` column or map."""
     computed: tuple[tuple[str, FieldMap], ...]
@@ -513,52 +514,24 @@ class ColumnMap:
         maps = maps or {}
         header = tuple(header)
         _check_columns(maps.values(), header, path)
-        present = set(header)
-        fields: dict[str, str] = {}
-        labels: dict[str, str] = {}
-        computed: list[tuple[str, FieldMap]] = []
-
-        def bind(name: str, rule: FieldMap | None) -> str | None:
-            if rule is None:
-                return name if name in present else None
-            labels[name] = rule.source
-            if rule.is_plain:
-                return rule.source
-            computed.append((COMPUTED + name, rule))
-            return COMPUTED + name
-
-        for name in (*KEY_COLUMNS, *(field.name for field in payload_fields(schema))):
-            cell = bind(name, maps.get(name))
-            if cell is not None:
-                fields[name] = cell
-                labels.setdefault(name, cell)
-        metadata_keys: dict[str, str] = {}
-        if has_metadata(schema):
-            for column in header:
-                if column.startswith(METADATA_PREFIX) and len(column) > len(METADATA_PREFIX):
-                    metadata_keys[column[len(METADATA_PREFIX) :]] = column
-            for name, rule in maps.items():
-                cell = bind(name, rule) if name.startswith(METADATA_PREFIX) else None
-                if cell is not None:
-                    metadata_keys[name[len(METADATA_PREFIX) :]] = cell
-        read = {column for rule in maps.values() for column in rule.columns}
-        read |= {cell for cell in fields.values()} | set(metadata_keys.values())
-        known = read | READ_ONLY_COLUMNS | set(KEY_COLUMNS) | set(pass_fields(schema))
-        unknown = tuple(
-            column
-            for column in header
-            if column not in known
-            and not (has_metadata(schema) and column.startswith(METADATA_PREFIX))
-        )
+        binder = _Binder(frozenset(header))
+        fields = {
+            name: cell
+            for name in (*KEY_COLUMNS, *(field.name for field in payload_fields(schema)))
+            if (cell := binder.bind(name, maps.get(name))) is not None
+        }
+        metadata_keys = _metadata_keys(header, maps, binder) if has_metadata(schema) else {}
+        read = {*fields.values(), *metadata_keys.values()}
+        read |= {column for rule in maps.values() for column in rule.columns}
         columns = cls(
             schema,
             header,
             path,
             fields,
-            labels,
+            binder.labels,
             tuple(metadata_keys.items()),
-            tuple(computed),
-            unknown,
+            tuple(binder.computed),
+            _unknown_columns(schema, header, read),
         )
         columns._check_required()
         return columns
@@ -625,6 +598,56 @@ class ColumnMap:
         if similar:
             return f"Read it from column {similar[0]!r} with --map {name}={similar[0]}."
         return f"Add the column, or read {name} from another column with --map {name}=COLUMN."
+
+
+@dataclass
+class _Binder:
+    """Decides the cell each field is read from while `ColumnMap.build` walks the fields."""
+
+    header: frozenset[str]
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Mapped field → its column or template (an unmapped field's label is its name)."""
+    computed: list[tuple[str, FieldMap]] = dataclasses.field(default_factory=list)
+
+    def bind(self, name: str, rule: FieldMap | None) -> str | None:
+        """The cell `name` is read from: its map's column, a computed cell, its own column
+        when the file has it, or None."""
+        if rule is None:
+            return name if name in self.header else None
+        self.labels[name] = rule.source
+        if rule.is_plain:
+            return rule.source
+        self.computed.append((COMPUTED + name, rule))
+        return COMPUTED + name
+
+
+def _metadata_keys(
+    header: Sequence[str], maps: Mapping[str, FieldMap], binder: _Binder
+) -> dict[str, str]:
+    """metadata key → cell, from `metadata.<key>` columns and maps (a map wins)."""
+    keys = {
+        column[len(METADATA_PREFIX) :]: column
+        for column in header
+        if column.startswith(METADATA_PREFIX) and len(column) > len(METADATA_PREFIX)
+    }
+    for name, rule in maps.items():
+        cell = binder.bind(name, rule) if name.startswith(METADATA_PREFIX) else None
+        if cell is not None:
+            keys[name[len(METADATA_PREFIX) :]] = cell
+    return keys
+
+
+def _unknown_columns(
+    schema: ObjectSchema, header: Sequence[str], read: set[str]
+) -> tuple[str, ...]:
+    """Columns nothing reads: not mapped, not a field's own, not read-only, not metadata."""
+    known = read | READ_ONLY_COLUMNS | set(KEY_COLUMNS) | set(pass_fields(schema))
+    metadata = has_metadata(schema)
+    return tuple(
+        column
+        for column in header
+        if column not in known and not (metadata and column.startswith(METADATA_PREFIX))
+    )
 
 
 def _check_columns(maps: Iterable[FieldMap], header: tuple[str, ...], path: Path | None) -> None:
