@@ -17,7 +17,7 @@ from helpers import KEY, SAMPLES, WORKSPACE, source_rows
 from test_readme import section
 
 from bulk.cli import main
-from bulk.importing.mapping import Template
+from bulk.importing.mapping import Template, load_mapping
 from bulk.sandbox import Sandbox, SandboxConfig, sandbox_in_thread
 
 
@@ -566,3 +566,17 @@ def test_a_mapped_onboarding_external_id_is_the_key_a_duplicate_names(
     ]
     [onboarding] = threaded_sandbox.objects(WORKSPACE, "onboarding")
     assert onboarding["name"] == "Pilot"
+
+
+def test_the_plan_fingerprint_sees_what_maps_mean_not_how_they_were_written(
+    tmp_path: Path,
+) -> None:
+    map_file = write(tmp_path / "map.toml", '[customers]\ndomain = "Site"\n')
+    by_option = load_mapping(["domain=Site"]).canonical()  # only customers have a domain
+
+    assert load_mapping(["customers.domain=Site"]).canonical() == by_option
+    assert load_mapping((), map_file).canonical() == by_option
+    assert load_mapping(["domain={Site}"]).canonical() != by_option
+    write(map_file, '[customers]\ndomain = { column = "Site", values = { x = "y.io" } }\n')
+    assert load_mapping((), map_file).canonical() != by_option
+    assert load_mapping().canonical() == []  # what the fingerprint held before: plans still match

@@ -222,8 +222,8 @@ class FieldMap:
         return text
 
     def canonical(self) -> list[Any]:
-        """What the map means, as JSON-ready data (its origin aside): for the plan's fingerprint."""
-        return [self.pass_name, self.field, self.source, sorted(self.values.items())]
+        """What the map reads, as JSON-ready data (where it was written aside)."""
+        return [self.source, sorted(self.values.items())]
 
 
 @dataclass(frozen=True)
@@ -238,10 +238,12 @@ class SourceMapping:
         return self.passes.get(pass_name, MappingProxyType({}))
 
     def canonical(self) -> list[Any]:
+        """What the maps mean, as JSON-ready data, for the plan's fingerprint: the same for the
+        same maps however they were written (option or file, with or without a pass)."""
         return [
-            rule.canonical()
+            [pass_name, name, *rule.canonical()]
             for pass_name in sorted(self.passes)
-            for _, rule in sorted(self.passes[pass_name].items())
+            for name, rule in sorted(self.passes[pass_name].items())
         ]
 
 
