@@ -12,6 +12,7 @@ that left the source while its request was in flight: it is looked up, never sen
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ class ConflictResolver:
         self.checkpoint = checkpoint
         self._customers_by_slug: dict[str, dict[str, Any]] | None = None
         self._customers_by_key: dict[str, dict[str, Any]] = {}
+        self._walking_customers = asyncio.Lock()
+        """Workers that meet `slug_taken` together wait for one walk, not for an index that
+        is still being filled (they used to read it half-built and fail their rows)."""
 
     async def adopt(
         self,
@@ -120,22 +124,27 @@ class ConflictResolver:
 
     async def _customer_with_key(self, key: str) -> dict[str, Any] | None:
         """Walk the customer list once per run (there is no lookup by metadata), then the index."""
-        if self._customers_by_slug is None:
-            await self._walk_customers()
+        await self._walk_customers()
         return self._customers_by_key.get(key)
 
     async def _walk_customers(self) -> None:
-        """Index every customer by slug and by `metadata.external_id`, with the export's
-        tie-safe walk: the plain cursor skips customers that share a page boundary's
-        `created_at`, and a holder missed there would fail its row."""
-        self._customers_by_slug, self._customers_by_key = {}, {}
-        fetch = self.client.page_fetcher(f"/{CUSTOMER.collection}")
-        async for page in walk(fetch, WalkState(), splits=CUSTOMER_SPLITS, label="customers"):
-            for customer in page:
-                self._customers_by_slug[str(customer.get("slug"))] = customer
-                owner = (customer.get("metadata") or {}).get("external_id")
-                if isinstance(owner, str):
-                    self._customers_by_key.setdefault(owner, customer)
+        """Index every customer by slug and by `metadata.external_id`, once per run, with the
+        export's tie-safe walk: the plain cursor skips customers that share a page boundary's
+        `created_at`, and a holder missed there would fail its row. A walk that fails leaves
+        no index, so the next lookup walks again."""
+        async with self._walking_customers:
+            if self._customers_by_slug is not None:
+                return
+            by_slug: dict[str, dict[str, Any]] = {}
+            by_key: dict[str, dict[str, Any]] = {}
+            fetch = self.client.page_fetcher(f"/{CUSTOMER.collection}")
+            async for page in walk(fetch, WalkState(), splits=CUSTOMER_SPLITS, label="customers"):
+                for customer in page:
+                    by_slug[str(customer.get("slug"))] = customer
+                    owner = (customer.get("metadata") or {}).get("external_id")
+                    if isinstance(owner, str):
+                        by_key.setdefault(owner, customer)
+            self._customers_by_slug, self._customers_by_key = by_slug, by_key
 
     async def find_created(self, row: RowState) -> Adoption | None:
         """The record an unanswered POST of `row` may have created, or None.
@@ -149,8 +158,7 @@ class ConflictResolver:
             return None
         record: dict[str, Any] | None = None
         if row.pass_name == CUSTOMER.collection:
-            if self._customers_by_slug is None:  # once: lookups come before any create
-                await self._walk_customers()
+            await self._walk_customers()  # once: lookups come before any create
             record = self._customers_by_key.get(row.key)
         elif row.pass_name == CONTACT.collection:
             email = str(target.get("email", "")).lower()
