@@ -8,6 +8,9 @@ source. Someone else's record fails the row with a conflict naming both.
 
 The same lookups find what an unanswered POST may have created (`find_created`), for a row
 that left the source while its request was in flight: it is looked up, never sent blind.
+An onboarding, which has nothing unique to collide on, is looked up under its customer before
+it is sent whenever it may exist already (`adopt_before_sending`, rules in
+`bulk.importing.matching`).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from bulk.api.client import PivotalClient
 from bulk.checkpoint import Checkpoint, RowState
 from bulk.errors import ApiStatusError
 from bulk.exporting.walker import CUSTOMER_SPLITS, WalkState, walk
+from bulk.importing.matching import OnboardingMatcher, Unmatched, same_value
 from bulk.importing.rows import payload_hash, predicted_slug
-from bulk.schema import CONTACT, CUSTOMER, ONBOARDING
+from bulk.schema import COLLECTIONS, CONTACT, CUSTOMER, ONBOARDING
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class ConflictResolver:
         self._walking_customers = asyncio.Lock()
         """Workers that meet `slug_taken` together wait for one walk, not for an index that
         is still being filled (they used to read it half-built and fail their rows)."""
+        self.onboardings = OnboardingMatcher(client, checkpoint)
 
     async def adopt(
         self,
@@ -64,12 +69,49 @@ class ConflictResolver:
         adopted = await self.resolve(row, error, path, target)
         if adopted is None:
             return False
+        await self._mark_adopted(row, adopted, error.attempts, update)
+        return True
+
+    async def adopt_before_sending(
+        self, row: RowState, customer: str | None, update: Callable[[RowState], Awaitable[None]]
+    ) -> bool:
+        """Look an onboarding up under `customer` (default: the one its POST in flight names)
+        before it is sent, when it may be in Pivotal already; True when that settled the row:
+        adopted (then `update` PATCHes what differs), or failed rather than guessed."""
+        if not self.onboardings.needs_lookup(row):
+            return False
+        customer = customer or _sent_field(row.request_body, "customer_id")
+        if customer is None:
+            return False
+        found = await self.onboardings.find(row, str(customer))
+        if found is None:
+            return False
+        if isinstance(found, Unmatched):
+            # the request stays recorded (in flight: its POST may have landed), so the next
+            # run looks again instead of sending it blind
+            self.checkpoint.mark_failed(
+                row, "failed", found.code, found.message, 0, outcome_known=False
+            )
+            return True
+        await self._mark_adopted(
+            row, _adoption(found, row.request_payload or row.payload, row.pass_name), 0, update
+        )
+        return True
+
+    async def _mark_adopted(
+        self,
+        row: RowState,
+        adopted: Adoption,
+        attempts: int,
+        update: Callable[[RowState], Awaitable[None]],
+    ) -> None:
+        """Record `adopted` as the row's, then PATCH whatever differs from the source."""
         self.checkpoint.mark_done(
             row,
             "adopted",
             adopted.id,
             adopted.display_id,
-            error.attempts,
+            attempts,
             adopted.synced,
             payload_hash(adopted.synced),
         )
@@ -77,7 +119,6 @@ class ConflictResolver:
         if fresh.synced_payload != fresh.payload:
             await update(fresh)
             self.checkpoint.set_action(row, "adopted")
-        return True
 
     async def resolve(
         self, row: RowState, error: ApiStatusError, path: str, target: dict[str, Any]
@@ -111,7 +152,7 @@ class ConflictResolver:
         the API gave it; any other holder of the slug is somebody else's."""
         ours = await self._customer_with_key(row.key)
         if ours is not None:
-            return _adoption(ours, target)
+            return _adoption(ours, target, row.pass_name)
         slug = str(target.get("slug") or predicted_slug(str(target.get("name", ""))))
         holder = self._customers_by_slug.get(slug) if self._customers_by_slug else None
         who = f"customer {holder.get('id')}" if holder is not None else "another customer"
@@ -150,8 +191,8 @@ class ConflictResolver:
         """The record an unanswered POST of `row` may have created, or None.
 
         Looked up by the row's identity: a customer by its `metadata.external_id`; a contact
-        by email under its customer; an onboarding by name under its customer (only when one
-        onboarding has that name).
+        by email under its customer; an onboarding under its customer, by what its POST sent
+        (`bulk.importing.matching`: never one of several of a name).
         """
         target = row.request_payload or row.payload
         if row.request_method != "POST" or row.request_path is None:
@@ -166,11 +207,10 @@ class ConflictResolver:
             record = found[0] if found else None
         elif row.pass_name == ONBOARDING.collection:
             customer_id = _sent_field(row.request_body, "customer_id")
-            name = target.get("name")
-            path = f"/{CUSTOMER.collection}/{customer_id}/{ONBOARDING.collection}"
-            found = await self._listed(path, lambda o: o.get("name") == name)
-            record = found[0] if len(found) == 1 and customer_id is not None else None
-        return _adoption(record, target) if record is not None else None
+            if customer_id is not None:
+                matched = await self.onboardings.find(row, str(customer_id))
+                record = matched if isinstance(matched, dict) else None
+        return _adoption(record, target, row.pass_name) if record is not None else None
 
     async def _listed(
         self, path: str, wanted: Callable[[dict[str, Any]], bool]
@@ -190,7 +230,7 @@ class ConflictResolver:
                     f"email '{email}' belongs to contact {contact.get('id')} of row '{owner}'"
                 )
                 return None
-            return _adoption(contact, target)
+            return _adoption(contact, target, row.pass_name)
         return None
 
 
@@ -213,6 +253,13 @@ def _sent_field(body: bytes | None, name: str) -> Any:
     return document.get(name) if isinstance(document, dict) else None
 
 
-def _adoption(record: dict[str, Any], target: dict[str, Any]) -> Adoption:
-    synced = {name: record[name] for name in target if name in record}
+def _adoption(record: dict[str, Any], target: dict[str, Any], pass_name: str) -> Adoption:
+    """What Pivotal holds of the row's fields: where it holds what the row says (an email in
+    lowercase, say), the row's own spelling, so adopting sends no PATCH that changes nothing."""
+    schema = COLLECTIONS[pass_name]
+    synced = {
+        name: value if same_value(schema, name, value, record[name]) else record[name]
+        for name, value in target.items()
+        if name in record
+    }
     return Adoption(str(record["id"]), display_id_of(record), synced)
