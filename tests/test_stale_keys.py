@@ -9,7 +9,9 @@ clock: these tests run it on the wall clock and let a day pass when they need ke
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import polars as pl
 import pytest
 import pytest_asyncio
 from helpers import (
+    KEY,
     WORKSPACE,
     assert_workspace_matches_samples,
     counts,
@@ -80,6 +83,18 @@ def states(checkpoint: Path, pass_name: str) -> dict[str, int]:
         opened.close()
 
 
+def patch(sandbox: Sandbox, path: str, body: dict[str, object]) -> None:
+    """Someone edits a record in Pivotal (a synchronous PATCH, from a thread-run sandbox's test)."""
+    request = urllib.request.Request(
+        sandbox.base_url + path,
+        data=json.dumps(body).encode(),
+        method="PATCH",
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as response:
+        assert response.status == 200
+
+
 def summary_counts(stdout: str) -> dict[str, dict[str, int]]:
     """The printed summary's table: per pass, its counts by column."""
     header, *lines = stdout.splitlines()
@@ -107,8 +122,12 @@ def test_onboardings_in_flight_resumed_after_the_key_window_are_not_created_twic
         process = start_import(sandbox, checkpoint)
         # killed while the onboardings pass has requests out whose answers it never reads
         assert kill_when(process, posts_reach(sandbox, parents + 3))
-        assert states(checkpoint, "onboardings").get("in_flight", 0) >= 1
-        clock.let_a_day_pass(sandbox)  # the sandbox has forgotten every key
+        clock.let_a_day_pass(sandbox)  # once it answered them: then it forgets every key
+        at_kill = states(checkpoint, "onboardings")
+        assert at_kill.get("in_flight", 0) >= 1
+        landed = len(sandbox.objects(WORKSPACE, "onboarding"))
+        assert landed > at_kill.get("done", 0)  # created, and the client never heard of it
+        gets_before = sandbox.stats.methods["GET"]
 
         resumed = start_import(sandbox, checkpoint)
         stdout, stderr = resumed.communicate(timeout=120)
@@ -116,9 +135,57 @@ def test_onboardings_in_flight_resumed_after_the_key_window_are_not_created_twic
         assert resumed.returncode == 0, stderr.decode()
         assert_workspace_matches_samples(sandbox)  # each exactly once, field by field
         assert sandbox.stats.replays == 0  # nothing came back from a key: it was looked up
-        onboardings = summary_counts(stdout.decode())["onboardings"]
-        assert onboardings["created"] + onboardings["adopted"] == sample_count("onboardings")
-        assert onboardings["adopted"] >= 1  # found under its customer, not sent again
+        # each found under its customer, as its own POST made it: created, as a replay says
+        assert summary_counts(stdout.decode())["onboardings"]["created"] == sample_count(
+            "onboardings"
+        )
+        # the cost: GET /me, and one list per onboarding that was in flight (each under its
+        # own customer); those that were not are sent without a look-up
+        assert sandbox.stats.methods["GET"] - gets_before == 1 + at_kill["in_flight"]
+
+
+def test_an_onboarding_in_flight_edited_since_is_found_by_its_name_and_patched_back(
+    tmp_path: Path,
+) -> None:
+    clock = DayLaterClock()
+    with sandbox_in_thread(forgetful_config(clock, latency_ms=15)) as sandbox:
+        checkpoint = tmp_path / "import.sqlite"
+        parents = sample_count("customers") + sample_count("contacts")
+        assert kill_when(start_import(sandbox, checkpoint), posts_reach(sandbox, parents + 3))
+        clock.let_a_day_pass(sandbox)
+        sent = in_flight_customers(checkpoint)
+        edited = [o for o in sandbox.objects(WORKSPACE, "onboarding") if o["customer_id"] in sent]
+        assert edited  # landed, unheard of
+        for onboarding in edited:  # somebody moves them on before the resume
+            phase = "launch" if onboarding["phase"] == "completed" else "completed"
+            patch(sandbox, f"/onboardings/{onboarding['id']}", {"phase": phase})
+
+        resumed = start_import(sandbox, checkpoint)
+        stdout, stderr = resumed.communicate(timeout=120)
+
+        assert resumed.returncode == 0, stderr.decode()
+        assert_workspace_matches_samples(sandbox)  # no twin, and the source's phase again
+        counts_ = summary_counts(stdout.decode())["onboardings"]
+        assert counts_["adopted"] == len(edited)  # not what was sent any more: adopted by name
+        assert counts_["created"] == sample_count("onboardings") - len(edited)
+        kept = {o["id"] for o in sandbox.objects(WORKSPACE, "onboarding")}
+        assert {o["id"] for o in edited} <= kept
+
+
+def in_flight_customers(checkpoint: Path) -> set[str]:
+    """The customers that the onboarding POSTs in flight were sent for."""
+    opened = Checkpoint(checkpoint, read_only=True)
+    try:
+        run = opened.latest_run()
+        assert run is not None
+        rows = opened.rows_to_send("onboardings", run)
+        return {
+            json.loads(row.request_body)["customer_id"]
+            for row in rows
+            if row.request_body is not None
+        }
+    finally:
+        opened.close()
 
 
 # -- (b) a lost checkpoint a day later ----------------------------------------------------------
@@ -149,10 +216,12 @@ async def test_a_lost_checkpoint_a_day_later_adopts_every_record_and_creates_non
     posts = forgetful.stats.methods["POST"] - posts_before
     assert posts == sample_count("customers") + sample_count("contacts")
     assert forgetful.stats.methods["PATCH"] == 0  # every record already held the source's values
-    # the look-ups: GET /me, one page of customers, one list per contact (email_taken) and
-    # one per adopted customer with onboardings
+    # the look-ups: GET /me, one page of customers, and one list of contacts and one of
+    # onboardings per customer that has them (each walked once, for all its rows)
+    with_contacts = len({row["customer_external_id"] for row in source_rows("contacts")})
+    with_onboardings = len({row["customer_external_id"] for row in source_rows("onboardings")})
     gets = forgetful.stats.methods["GET"] - 1
-    assert gets == 1 + 1 + sample_count("contacts") + sample_count("onboardings")
+    assert gets == 1 + 1 + with_contacts + with_onboardings
     results = pl.read_csv(tmp_path / "import.results.csv", infer_schema=False)
     assert set(results["action"]) == {"adopted"}
 
@@ -245,6 +314,33 @@ async def test_one_onboarding_of_the_name_is_adopted_and_patched_and_none_means_
         ("001", "adopted", theirs["id"]),
         ("002", "created", created["id"]),
     ]
+
+
+async def test_a_customer_adopted_by_an_earlier_run_still_has_its_onboardings_looked_up(
+    sandbox: Sandbox, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    acme = await create(
+        http, sandbox, "/customers", {"name": "Acme", "metadata": {"external_id": "001"}}
+    )
+    theirs = await create(
+        http, sandbox, "/onboardings", {"customer_id": acme["id"], "name": "Acme rollout"}
+    )
+    source = write_source(
+        tmp_path / "source",
+        "external_id,name\n001,Acme\n",
+        "customer_external_id,name\n001,Acme rollout\n",
+    )
+    first = await run_import(import_settings(sandbox, tmp_path, source, passes=("customers",)))
+    assert counts(first, "adopted") == {"customers": 1}
+
+    # the next run reports the customer unchanged: it is still one this checkpoint adopted
+    second = await run_import(import_settings(sandbox, tmp_path, source))
+
+    assert second.exit_code == 0, second.error
+    assert counts(second, "unchanged") == {"customers": 1, "onboardings": 0}
+    assert counts(second, "adopted") == {"customers": 0, "onboardings": 1}
+    [onboarding] = sandbox.objects(WORKSPACE, "onboarding")
+    assert onboarding["id"] == theirs["id"]
 
 
 async def test_an_onboarding_another_row_holds_is_never_adopted_by_name(

@@ -25,7 +25,7 @@ from bulk.api.client import PivotalClient
 from bulk.checkpoint import Checkpoint, RowState
 from bulk.errors import ApiStatusError
 from bulk.exporting.walker import CUSTOMER_SPLITS, WalkState, walk
-from bulk.importing.matching import OnboardingMatcher, Unmatched, same_value
+from bulk.importing.matching import Found, Lists, OnboardingMatcher, Unmatched, same_value
 from bulk.importing.rows import payload_hash, predicted_slug
 from bulk.schema import COLLECTIONS, CONTACT, CUSTOMER, ONBOARDING
 
@@ -51,7 +51,8 @@ class ConflictResolver:
         self._walking_customers = asyncio.Lock()
         """Workers that meet `slug_taken` together wait for one walk, not for an index that
         is still being filled (they used to read it half-built and fail their rows)."""
-        self.onboardings = OnboardingMatcher(client, checkpoint)
+        self.lists = Lists(client)
+        self.onboardings = OnboardingMatcher(self.lists, checkpoint)
 
     async def adopt(
         self,
@@ -93,9 +94,9 @@ class ConflictResolver:
                 row, "failed", found.code, found.message, 0, outcome_known=False
             )
             return True
-        await self._mark_adopted(
-            row, _adoption(found, row.request_payload or row.payload, row.pass_name), 0, update
-        )
+        adopted = _adoption(found.record, row.request_payload or row.payload, row.pass_name)
+        action = "created" if found.ours else "adopted"
+        await self._mark_adopted(row, adopted, 0, update, action)
         return True
 
     async def _mark_adopted(
@@ -104,11 +105,14 @@ class ConflictResolver:
         adopted: Adoption,
         attempts: int,
         update: Callable[[RowState], Awaitable[None]],
+        action: str = "adopted",
     ) -> None:
-        """Record `adopted` as the row's, then PATCH whatever differs from the source."""
+        """Record the found record as the row's (`adopted`, or `created` when it is what the
+        row's own POST made), then PATCH whatever differs from the source; an adopted row
+        stays reported as adopted, a created one is then updated, as after a replay."""
         self.checkpoint.mark_done(
             row,
-            "adopted",
+            action,
             adopted.id,
             adopted.display_id,
             attempts,
@@ -118,7 +122,8 @@ class ConflictResolver:
         fresh = self.checkpoint.reload(row)
         if fresh.synced_payload != fresh.payload:
             await update(fresh)
-            self.checkpoint.set_action(row, "adopted")
+            if action == "adopted":
+                self.checkpoint.set_action(row, action)
 
     async def resolve(
         self, row: RowState, error: ApiStatusError, path: str, target: dict[str, Any]
@@ -203,35 +208,38 @@ class ConflictResolver:
             record = self._customers_by_key.get(row.key)
         elif row.pass_name == CONTACT.collection:
             email = str(target.get("email", "")).lower()
-            found = await self._listed(row.request_path, lambda c: _email(c) == email)
-            record = found[0] if found else None
+            record = await self._contact_with_email(row.request_path, email)
         elif row.pass_name == ONBOARDING.collection:
             customer_id = _sent_field(row.request_body, "customer_id")
             if customer_id is not None:
                 matched = await self.onboardings.find(row, str(customer_id))
-                record = matched if isinstance(matched, dict) else None
+                record = matched.record if isinstance(matched, Found) else None
         return _adoption(record, target, row.pass_name) if record is not None else None
 
-    async def _listed(
-        self, path: str, wanted: Callable[[dict[str, Any]], bool]
-    ) -> list[dict[str, Any]]:
-        return [item async for item in self.client.iterate(path) if wanted(item)]
+    async def _contact_with_email(self, path: str, email: str) -> dict[str, Any] | None:
+        """The contact with `email` in the list at `path` (a customer's contacts), from the
+        customer's one walk this run; walked again when that walk has none (made since)."""
+        for again in (False, True):
+            listing = await self.lists.get(path, again=again)
+            for contact in listing.records:
+                if _email(contact) == email:
+                    return contact
+        return None
 
     async def _adopt_contact(
         self, row: RowState, error: ApiStatusError, path: str, target: dict[str, Any]
     ) -> Adoption | None:
         email = str(target.get("email", "")).lower()
-        async for contact in self.client.iterate(path):
-            if _email(contact) != email:
-                continue
-            owner = self.checkpoint.key_of_pivotal_id(CONTACT.collection, str(contact.get("id")))
-            if owner is not None and owner != row.key:
-                error.api_message = (
-                    f"email '{email}' belongs to contact {contact.get('id')} of row '{owner}'"
-                )
-                return None
-            return _adoption(contact, target, row.pass_name)
-        return None
+        contact = await self._contact_with_email(path, email)
+        if contact is None:
+            return None
+        owner = self.checkpoint.key_of_pivotal_id(CONTACT.collection, str(contact.get("id")))
+        if owner is not None and owner != row.key:
+            error.api_message = (
+                f"email '{email}' belongs to contact {contact.get('id')} of row '{owner}'"
+            )
+            return None
+        return _adoption(contact, target, row.pass_name)
 
 
 def display_id_of(body: dict[str, Any]) -> int | None:

@@ -15,16 +15,21 @@ Which listed onboarding is the row's:
 1. Candidates are the customer's onboardings that no other row of the checkpoint holds (one
    that a row holds is that row's, never a second row's).
 2. A row whose request was in flight adopts the one candidate that equals the body it sent in
-   every field it sent (timestamps compared as instants): what its own POST would have made.
+   every field it sent (as the API stores them: timestamps as instants): what its own POST
+   made. Under a customer this checkpoint created, that is as sure as a replay, and the row is
+   recorded as `created`; anywhere else as `adopted`.
 3. Otherwise the candidates of the row's name (the sent name, for a request in flight) decide:
    exactly one is adopted; several fail the row as `ambiguous_match`, naming the count and the
    customer — never guessed; none means the row is sent.
 
+A row with several candidates of its name that its POST in flight cannot tell apart (identical
+twins both in flight) fails too: rare, and the message says what to do.
 An adopted onboarding is then PATCHed with whatever differs from the source, like any adopted row.
 
 Cost: one walk of a customer's onboardings per run (tie-safe, `bulk.exporting.walker`), shared by
 every row under that customer; usually one request. A customer created by this checkpoint is
-walked only for a row that was in flight.
+walked only for a row that was in flight. (`Lists` keeps a customer's contacts the same way, for
+`email_taken`.)
 """
 
 from __future__ import annotations
@@ -45,6 +50,16 @@ AMBIGUOUS = "ambiguous_match"
 
 
 @dataclass(frozen=True)
+class Found:
+    """The onboarding to adopt for a row."""
+
+    record: dict[str, Any]
+    ours: bool
+    """Made by the row's own POST, as sure as a replay would be: the record equals what the
+    POST in flight sent, under a customer this checkpoint created (recorded as `created`)."""
+
+
+@dataclass(frozen=True)
 class Unmatched:
     """A lookup that cannot decide: the row fails with this code and message."""
 
@@ -53,22 +68,50 @@ class Unmatched:
 
 
 @dataclass(frozen=True)
-class _Listing:
-    """A customer's onboardings, walked once per run."""
+class Listing:
+    """A list's records, as one walk found them."""
 
     records: list[dict[str, Any]]
     complete: bool
     """False when the walker could not page through a group sharing one `created_at`."""
 
 
+class Lists:
+    """Lists walked once per run and kept, by path (a customer's contacts or onboardings): the
+    rows under one customer share one walk, and workers asking together wait for it. A walk
+    that fails is not kept, so the next row walks again."""
+
+    def __init__(self, client: PivotalClient) -> None:
+        self.client = client
+        self._listings: dict[str, Listing] = {}
+        self._walking: dict[str, asyncio.Lock] = {}
+
+    async def get(self, path: str, *, again: bool = False) -> Listing:
+        """The list at `path`; `again` walks it anew (a record may have been made since)."""
+        async with self._walking.setdefault(path, asyncio.Lock()):
+            if again or path not in self._listings:
+                self._listings[path] = await self._walk(path)
+            return self._listings[path]
+
+    async def _walk(self, path: str) -> Listing:
+        """A tie-safe walk: the plain cursor skips rows that share a page boundary's
+        `created_at`, and a record missed there would be created twice."""
+        warnings = WalkWarnings()
+        pages = walk(self.client.page_fetcher(path), WalkState(), warnings=warnings, label=path)
+        records = [record async for page in pages for record in page]
+        return Listing(records, complete=not warnings.messages)
+
+
+def onboardings_path(customer: str) -> str:
+    return f"/{CUSTOMER.collection}/{quote(customer, safe='')}/{ONBOARDING.collection}"
+
+
 class OnboardingMatcher:
     """Looks an onboarding up under its customer before it is sent (see the module docstring)."""
 
-    def __init__(self, client: PivotalClient, checkpoint: Checkpoint) -> None:
-        self.client = client
+    def __init__(self, lists: Lists, checkpoint: Checkpoint) -> None:
+        self.lists = lists
         self.checkpoint = checkpoint
-        self._listings: dict[str, _Listing] = {}
-        self._walking: dict[str, asyncio.Lock] = {}
         self._origins: dict[str, str | None] = {}
 
     def needs_lookup(self, row: RowState) -> bool:
@@ -79,55 +122,36 @@ class OnboardingMatcher:
             return True
         if row.customer_key is None:
             return True  # a customer named by Pivotal id: nothing says who made its onboardings
-        return self._customer_origin(row.customer_key) != "created"
+        return not self._customer_is_ours(row)
 
-    async def find(self, row: RowState, customer: str) -> dict[str, Any] | Unmatched | None:
+    async def find(self, row: RowState, customer: str) -> Found | Unmatched | None:
         """The onboarding under `customer` (an id or display_id) to adopt for `row`, an
         `Unmatched` when the row must fail rather than guess, or None: send it."""
-        listing = await self._listing(customer)
+        listing = await self.lists.get(onboardings_path(customer))
         candidates = [record for record in listing.records if not self._held_by_other(row, record)]
         sent = _sent_body(row)
         if sent is not None:
             same = [record for record in candidates if _equals_sent(record, sent)]
             if len(same) == 1:
-                return same[0]
+                return Found(same[0], ours=self._customer_is_ours(row))
         name = (sent if sent is not None else row.payload).get("name")
         named = [record for record in candidates if record.get("name") == name]
         if len(named) == 1:
-            return named[0]
+            return Found(named[0], ours=False)
         if len(named) > 1:
             return Unmatched(AMBIGUOUS, self._ambiguous(row, customer, len(named), name))
         if not listing.complete:
             return Unmatched(AMBIGUOUS, self._incomplete(row, customer))
         return None
 
+    def _customer_is_ours(self, row: RowState) -> bool:
+        return row.customer_key is not None and self._customer_origin(row.customer_key) == "created"
+
     def _customer_origin(self, customer_key: str) -> str | None:
         """`created` or `adopted` (None when unknown), read once per customer per run."""
         if customer_key not in self._origins:
             self._origins[customer_key] = self.checkpoint.parent(customer_key).origin
         return self._origins[customer_key]
-
-    async def _listing(self, customer: str) -> _Listing:
-        """The customer's onboardings, walked once per run; rows under one customer wait for
-        the same walk. A walk that fails is not kept: the next row walks again."""
-        lock = self._walking.setdefault(customer, asyncio.Lock())
-        async with lock:
-            if customer not in self._listings:
-                self._listings[customer] = await self._walk(customer)
-            return self._listings[customer]
-
-    async def _walk(self, customer: str) -> _Listing:
-        path = f"/{CUSTOMER.collection}/{quote(customer, safe='')}/{ONBOARDING.collection}"
-        warnings = WalkWarnings()
-        label = f"onboardings of customer {customer}"
-        records = [
-            record
-            async for page in walk(
-                self.client.page_fetcher(path), WalkState(), warnings=warnings, label=label
-            )
-            for record in page
-        ]
-        return _Listing(records, complete=not warnings.messages)
 
     def _held_by_other(self, row: RowState, record: Mapping[str, Any]) -> bool:
         holder = self.checkpoint.key_of_pivotal_id(ONBOARDING.collection, str(record.get("id")))
@@ -136,7 +160,7 @@ class OnboardingMatcher:
     def _whose(self, row: RowState, customer: str) -> str:
         if row.customer_key is None:
             return f"customer {customer}"
-        made = "created" if self._customer_origin(row.customer_key) == "created" else "not created"
+        made = "created" if self._customer_is_ours(row) else "not created"
         return f"customer {customer} (customer '{row.customer_key}', {made} by this checkpoint)"
 
     def _ambiguous(self, row: RowState, customer: str, count: int, name: object) -> str:
