@@ -22,6 +22,7 @@ import pytest_asyncio
 from helpers import (
     KEY,
     WORKSPACE,
+    api,
     assert_workspace_matches_samples,
     counts,
     create,
@@ -59,8 +60,8 @@ class DayLaterClock:
         self.offset_s += KEYS_KEPT_S + 60
 
 
-def forgetful_config(clock: DayLaterClock, **options: float) -> SandboxConfig:
-    return SandboxConfig(rate_limit=0, test_rate_limit=0, clock=clock, **options)  # type: ignore[arg-type]
+def forgetful_config(clock: DayLaterClock, latency_ms: float = 0.0) -> SandboxConfig:
+    return SandboxConfig(rate_limit=0, test_rate_limit=0, latency_ms=latency_ms, clock=clock)
 
 
 @pytest.fixture
@@ -165,9 +166,9 @@ def test_an_onboarding_in_flight_edited_since_is_found_by_its_name_and_patched_b
 
         assert resumed.returncode == 0, stderr.decode()
         assert_workspace_matches_samples(sandbox)  # no twin, and the source's phase again
-        counts_ = summary_counts(stdout.decode())["onboardings"]
-        assert counts_["adopted"] == len(edited)  # not what was sent any more: adopted by name
-        assert counts_["created"] == sample_count("onboardings") - len(edited)
+        onboardings = summary_counts(stdout.decode())["onboardings"]
+        assert onboardings["adopted"] == len(edited)  # not what was sent any more: by name
+        assert onboardings["created"] == sample_count("onboardings") - len(edited)
         kept = {o["id"] for o in sandbox.objects(WORKSPACE, "onboarding")}
         assert {o["id"] for o in edited} <= kept
 
@@ -242,9 +243,15 @@ async def test_two_onboardings_of_the_name_under_an_adopted_customer_fail_as_amb
     acme = await create(
         http, sandbox, "/customers", {"name": "Acme", "metadata": {"external_id": "001"}}
     )
-    for phase in ("review", "launch"):
-        body = {"customer_id": acme["id"], "name": "Acme rollout", "phase": phase}
-        await create(http, sandbox, "/onboardings", body)
+    twins = [
+        await create(
+            http,
+            sandbox,
+            "/onboardings",
+            {"customer_id": acme["id"], "name": "Acme rollout", "phase": phase},
+        )
+        for phase in ("review", "launch")
+    ]
     source = write_source(
         tmp_path / "source",
         "external_id,name\n001,Acme\n",
@@ -270,6 +277,15 @@ async def test_two_onboardings_of_the_name_under_an_adopted_customer_fail_as_amb
     onboardings = sandbox.objects(WORKSPACE, "onboarding")
     assert sorted(o["phase"] for o in onboardings) == ["launch", "review"]  # nothing changed
     assert sandbox.stats.methods["POST"] - posts_before == 1  # the customer's refused POST
+
+    # the user deletes the extra one, as the message says, and runs again: the row is not stuck
+    deleted = await api(http, sandbox, "DELETE", f"/onboardings/{twins[1]['id']}")
+    assert deleted.status == 200
+    again = await run_import(import_settings(sandbox, tmp_path, source))
+    assert again.exit_code == 0, again.error
+    assert counts(again, "adopted") == {"customers": 0, "onboardings": 1}
+    [kept] = sandbox.objects(WORKSPACE, "onboarding")
+    assert kept["id"] == twins[0]["id"]
 
 
 async def test_one_onboarding_of_the_name_is_adopted_and_patched_and_none_means_created(
