@@ -210,6 +210,18 @@ def _no_state_index(db: sqlite3.Connection) -> None:
     db.execute("DROP INDEX IF EXISTS rows_by_state")
 
 
+@migration("005_row_origin")
+def _row_origin(db: sqlite3.Connection) -> None:
+    """Whether this checkpoint created a row's record or adopted one that existed (`origin`),
+    which `action` cannot tell once a later run says `unchanged`: an onboarding under a
+    customer it did not create is looked up before it is created (`bulk.importing.matching`).
+    An older checkpoint knows it where the latest action still says so. The index finds the
+    row that holds a record, for every candidate such a lookup lists."""
+    db.execute("ALTER TABLE rows ADD COLUMN origin TEXT")
+    db.execute("UPDATE rows SET origin = action WHERE action IN ('created', 'adopted')")
+    db.execute("CREATE INDEX rows_by_pivotal_id ON rows (pass, pivotal_id)")
+
+
 def _open_for_writing(path: Path | str) -> sqlite3.Connection:
     """Open (creating the file and its folder) and migrate."""
     if str(path) != ":memory:":
@@ -304,6 +316,8 @@ class ParentRow(NamedTuple):
     state: str
     pivotal_id: str | None
     error_message: str | None
+    origin: str | None = None
+    """`created` when this checkpoint created the customer, `adopted` when it found it."""
 
 
 class InvalidRow(NamedTuple):
@@ -579,7 +593,7 @@ class Checkpoint:
 
     def parent(self, customer_key: str) -> ParentRow:
         row = self._db.execute(
-            "SELECT state, pivotal_id, error_message FROM rows WHERE pass = ? AND key = ?",
+            "SELECT state, pivotal_id, error_message, origin FROM rows WHERE pass = ? AND key = ?",
             (CUSTOMER.collection, customer_key),
         ).fetchone()
         return ParentRow(*row) if row else ParentRow("missing", None, None)
@@ -621,12 +635,14 @@ class Checkpoint:
         synced: dict[str, Any],
         synced_hash: str,
     ) -> None:
-        """The row now holds `synced` in Pivotal (for an adopted row: what we know of it)."""
+        """The row now holds `synced` in Pivotal (for an adopted row: what we know of it); its
+        first `created` or `adopted` stays its origin."""
         self._db.execute(
             "UPDATE rows SET state = 'done', action = ?, pivotal_id = ?, display_id = ?, "
             "synced_payload = coalesce(?, payload), synced_hash = ?, request_method = NULL, "
             "request_path = NULL, request_body = NULL, request_payload = NULL, "
-            "attempts = attempts + ?, error_code = NULL, error_message = NULL, updated_at = ? "
+            "attempts = attempts + ?, error_code = NULL, error_message = NULL, updated_at = ?, "
+            "origin = coalesce(origin, CASE WHEN ? IN ('created', 'adopted') THEN ? END) "
             "WHERE pass = ? AND key = ?",
             (
                 action,
@@ -636,6 +652,8 @@ class Checkpoint:
                 synced_hash,
                 attempts,
                 now_timestamp(),
+                action,
+                action,
                 row.pass_name,
                 row.key,
             ),

@@ -460,6 +460,8 @@ class PassRunner:
     async def _resend(self, row: RowState) -> None:
         """A request from before whose answer never came: send exactly it again."""
         assert row.request_path is not None and row.request_body is not None
+        if row.request_method == "POST" and await self._adopted_before_sending(row):
+            return  # its key may have expired since: found under its customer, not sent again
         action = "created" if row.request_method == "POST" else "updated"
         target = row.request_payload or row.payload
         method = row.request_method or "POST"
@@ -481,6 +483,8 @@ class PassRunner:
             else:
                 path = f"/{ONBOARDING.collection}"
                 body["customer_id"] = parent_id
+                if await self._adopted_before_sending(row, parent_id):
+                    return  # a customer this checkpoint did not create: its onboarding exists
         await self._send(row, "POST", path, encode_body(body), row.payload, "created")
 
     async def _update(self, row: RowState) -> None:
@@ -500,6 +504,26 @@ class PassRunner:
             return
         path = f"/{self.pass_name}/{row.pivotal_id}"  # passes are named after collections
         await self._send(row, "PATCH", path, encode_body(body), row.payload, "updated")
+
+    async def _adopted_before_sending(self, row: RowState, customer: str | None = None) -> bool:
+        """An onboarding that may be in Pivotal already is looked up under its customer first
+        (`bulk.importing.matching`); True when that settled the row. A lookup without an
+        answer fails the row alone, like a request without one, and a refused one (a customer
+        deleted since) with the API's error; either keeps a request in flight for next time."""
+        try:
+            return await self.conflicts.adopt_before_sending(row, customer, self._update)
+        except AuthenticationError:
+            raise
+        except (NoResponseError, ServerError) as error:
+            code = error.code if isinstance(error, ServerError) else "no_response"
+            message = _no_answer(error)
+            self.checkpoint.mark_failed(row, "failed", code, message, 0, outcome_known=False)
+            await self.reachability.exhausted(error)
+        except ApiStatusError as error:
+            self.reachability.answered()
+            code, message = error.code, error.api_message
+            self.checkpoint.mark_failed(row, "failed", code, message, 0, outcome_known=False)
+        return True
 
     def _parent_id(self, row: RowState) -> str | None:
         """The customer's Pivotal id, or None after marking the row skipped."""
