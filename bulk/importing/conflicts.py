@@ -12,6 +12,7 @@ that left the source while its request was in flight: it is looked up, never sen
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ class Adoption:
     display_id: int | None
     synced: dict[str, Any]
     """What Pivotal holds of the row's fields."""
+    updated_at: str | None = None
+    """The record's `updated_at` as the lookup saw it."""
 
 
 class ConflictResolver:
@@ -43,6 +46,7 @@ class ConflictResolver:
         self.checkpoint = checkpoint
         self._customers_by_slug: dict[str, dict[str, Any]] | None = None
         self._customers_by_key: dict[str, dict[str, Any]] = {}
+        self._walking = asyncio.Lock()
 
     async def adopt(
         self,
@@ -68,6 +72,7 @@ class ConflictResolver:
             error.attempts,
             adopted.synced,
             payload_hash(adopted.synced),
+            written_at=adopted.updated_at,
         )
         fresh = self.checkpoint.reload(row)
         if fresh.synced_payload != fresh.payload:
@@ -120,22 +125,27 @@ class ConflictResolver:
 
     async def _customer_with_key(self, key: str) -> dict[str, Any] | None:
         """Walk the customer list once per run (there is no lookup by metadata), then the index."""
-        if self._customers_by_slug is None:
-            await self._walk_customers()
+        await self._walk_customers()
         return self._customers_by_key.get(key)
 
     async def _walk_customers(self) -> None:
-        """Index every customer by slug and by `metadata.external_id`, with the export's
-        tie-safe walk: the plain cursor skips customers that share a page boundary's
-        `created_at`, and a holder missed there would fail its row."""
-        self._customers_by_slug, self._customers_by_key = {}, {}
-        fetch = self.client.page_fetcher(f"/{CUSTOMER.collection}")
-        async for page in walk(fetch, WalkState(), splits=CUSTOMER_SPLITS, label="customers"):
-            for customer in page:
-                self._customers_by_slug[str(customer.get("slug"))] = customer
-                owner = (customer.get("metadata") or {}).get("external_id")
-                if isinstance(owner, str):
-                    self._customers_by_key.setdefault(owner, customer)
+        """Index every customer by slug and by `metadata.external_id`, once per run, with the
+        export's tie-safe walk: the plain cursor skips customers that share a page boundary's
+        `created_at`, and a holder missed there would fail its row. Workers that collide at
+        once wait for the one walk: an index still being filled would miss their holders."""
+        async with self._walking:
+            if self._customers_by_slug is not None:
+                return
+            by_slug: dict[str, dict[str, Any]] = {}
+            by_key: dict[str, dict[str, Any]] = {}
+            fetch = self.client.page_fetcher(f"/{CUSTOMER.collection}")
+            async for page in walk(fetch, WalkState(), splits=CUSTOMER_SPLITS, label="customers"):
+                for customer in page:
+                    by_slug[str(customer.get("slug"))] = customer
+                    owner = (customer.get("metadata") or {}).get("external_id")
+                    if isinstance(owner, str):
+                        by_key.setdefault(owner, customer)
+            self._customers_by_slug, self._customers_by_key = by_slug, by_key
 
     async def find_created(self, row: RowState) -> Adoption | None:
         """The record an unanswered POST of `row` may have created, or None.
@@ -149,8 +159,7 @@ class ConflictResolver:
             return None
         record: dict[str, Any] | None = None
         if row.pass_name == CUSTOMER.collection:
-            if self._customers_by_slug is None:  # once: lookups come before any create
-                await self._walk_customers()
+            await self._walk_customers()  # once: lookups come before any create
             record = self._customers_by_key.get(row.key)
         elif row.pass_name == CONTACT.collection:
             email = str(target.get("email", "")).lower()
@@ -207,4 +216,6 @@ def _sent_field(body: bytes | None, name: str) -> Any:
 
 def _adoption(record: dict[str, Any], target: dict[str, Any]) -> Adoption:
     synced = {name: record[name] for name in target if name in record}
-    return Adoption(str(record["id"]), display_id_of(record), synced)
+    updated_at = record.get("updated_at")
+    seen_at = updated_at if isinstance(updated_at, str) else None
+    return Adoption(str(record["id"]), display_id_of(record), synced, seen_at)

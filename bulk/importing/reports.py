@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -120,11 +120,7 @@ class PlanSummary:
             name: {kind: counts.get(name, {}).get(kind, 0) for kind in PLANNED} for name in counts
         }
         requests = sum(c["create"] + c["update"] + c["resend"] for c in passes.values())
-        eta_s = estimate_seconds(requests + 1, pace)
-        rate = per_minute(pace)
-        if ceiling_per_min is not None and (rate is None or ceiling_per_min < rate):
-            rate = ceiling_per_min  # the user's ceiling spaces requests 60/N s apart
-            eta_s = max(eta_s, requests * 60 / ceiling_per_min + pace.latency_s)
+        rate, eta_s = timed(requests, pace, ceiling_per_min)
         return cls(passes, requests, rate, eta_s)
 
     def render(self) -> str:
@@ -138,6 +134,17 @@ class PlanSummary:
             f"{format_table(('pass', *PLANNED), rows)}\n{self.requests} write requests; about "
             f"{format_duration(self.eta_s)} {rate}. Dry run: nothing was sent."
         )
+
+
+def timed(requests: int, pace: Pace, ceiling_per_min: int | None) -> tuple[int | None, float]:
+    """(the rate a run keeps to, its estimated seconds) for `requests` writes plus the run's
+    own `GET /me`, by the governor's model at `pace` and under the user's `--rate-limit`."""
+    eta_s = estimate_seconds(requests + 1, pace)
+    rate = per_minute(pace)
+    if ceiling_per_min is not None and (rate is None or ceiling_per_min < rate):
+        rate = ceiling_per_min  # the user's ceiling spaces requests 60/N s apart
+        eta_s = max(eta_s, requests * 60 / ceiling_per_min + pace.latency_s)
+    return rate, eta_s
 
 
 def per_minute(pace: Pace) -> int | None:
@@ -154,9 +161,15 @@ def per_minute(pace: Pace) -> int | None:
 
 def write_errors_file(checkpoint: Checkpoint, run: Run, path: Path) -> Path | None:
     """Every invalid, failed or skipped row with its original columns and why; None if none."""
+    return write_problem_file(path, lambda: checkpoint.problem_rows(run))
+
+
+def write_problem_file(path: Path, problems: Callable[[], Iterable[ProblemRow]]) -> Path | None:
+    """The rows `problems()` yields (it is called twice: columns, then rows) with their
+    original columns and why, in source order; no file (and None) when there is none."""
     columns: dict[str, None] = {}
     count = 0
-    for problem in checkpoint.problem_rows(run):
+    for problem in problems():
         columns.update(dict.fromkeys(problem.cells))
         count += 1
     if count == 0:
@@ -167,7 +180,7 @@ def write_errors_file(checkpoint: Checkpoint, run: Run, path: Path) -> Path | No
     with _told("errors file", path), _opened(path) as out:
         writer = csv.writer(out)
         writer.writerow(header)
-        for problem in sorted(checkpoint.problem_rows(run), key=_source_order):
+        for problem in sorted(problems(), key=_source_order):
             writer.writerow(
                 [
                     problem.pass_name,
