@@ -667,19 +667,25 @@ class Checkpoint:
         synced_hash: str,
         *,
         written_at: str | None = None,
+        seen: dict[str, Any] | None = None,
     ) -> None:
         """The row now holds `synced` in Pivotal (for an adopted row: what we know of it).
 
         `written_at` is the record's `updated_at` as the answer showed it (an undo's conflict
         check compares with it); the first `created` or `adopted` sets the row's origin.
+        `seen`, the whole record as an adopted row's answer showed it, is kept for
+        `remember_before`: the values a later change of any field will need.
         """
+        seen_text = None if seen is None else json.dumps(seen, ensure_ascii=False)
         self._db.execute(
             "UPDATE rows SET state = 'done', action = ?, pivotal_id = ?, display_id = ?, "
             "synced_payload = coalesce(?, payload), synced_hash = ?, request_method = NULL, "
             "request_path = NULL, request_body = NULL, request_payload = NULL, "
             "attempts = attempts + ?, error_code = NULL, error_message = NULL, updated_at = ?, "
             "written_at = coalesce(?, written_at), origin = coalesce(origin, CASE ? "
-            "WHEN 'created' THEN 'created' WHEN 'adopted' THEN 'adopted' END) "
+            "WHEN 'created' THEN 'created' WHEN 'adopted' THEN 'adopted' END), "
+            "before = CASE WHEN ? IS NULL THEN before "
+            "ELSE json_set(coalesce(before, '{}'), '$.seen', json(?)) END "
             "WHERE pass = ? AND key = ?",
             (
                 action,
@@ -691,6 +697,8 @@ class Checkpoint:
                 now_timestamp(),
                 written_at,
                 action,
+                seen_text,
+                seen_text,
                 row.pass_name,
                 row.key,
             ),
@@ -753,15 +761,20 @@ class Checkpoint:
         return self._db
 
     def remember_before(self, row: RowState, fields: dict[str, Any], seen_at: str | None) -> None:
-        """Before an adopted record is first changed: the values `fields` held (and the
-        `updated_at` seen with them), so that an undo can put them back. A field already
-        remembered keeps its first value: that is the one from before any change of ours."""
+        """Before an adopted record is changed: the values its `fields` hold, so that an undo
+        can put them back. The whole record as last seen (`mark_done(seen=)`: the adoption's
+        lookup, an earlier PATCH's answer) is preferred to `fields`' values, which are only
+        the fields the import synced. A field already remembered keeps its first value: that
+        is the one from before any change of ours."""
         found = self._db.execute(
             "SELECT before FROM rows WHERE pass = ? AND key = ?", (row.pass_name, row.key)
         ).fetchone()
-        before = json.loads(found[0]) if found and found[0] else {"fields": {}}
-        before.setdefault("updated_at", seen_at)
-        before["fields"] = {**fields, **before["fields"]}
+        before = json.loads(found[0]) if found and found[0] else {}
+        seen = before.get("seen") or {}
+        if before.get("updated_at") is None:
+            before["updated_at"] = seen.get("updated_at", seen_at)
+        current = {name: seen.get(name, value) for name, value in fields.items()}
+        before["fields"] = {**current, **(before.get("fields") or {})}
         self._db.execute(
             "UPDATE rows SET before = ? WHERE pass = ? AND key = ?",
             (json.dumps(before, ensure_ascii=False), row.pass_name, row.key),

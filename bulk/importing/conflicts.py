@@ -36,6 +36,8 @@ class Adoption:
     """What Pivotal holds of the row's fields."""
     updated_at: str | None = None
     """The record's `updated_at` as the lookup saw it."""
+    record: dict[str, Any] | None = None
+    """The whole record as the lookup saw it: what an undo restores comes from it."""
 
 
 class ConflictResolver:
@@ -73,6 +75,7 @@ class ConflictResolver:
             adopted.synced,
             payload_hash(adopted.synced),
             written_at=adopted.updated_at,
+            seen=adopted.record,
         )
         fresh = self.checkpoint.reload(row)
         if fresh.synced_payload != fresh.payload:
@@ -218,4 +221,4 @@ def _adoption(record: dict[str, Any], target: dict[str, Any]) -> Adoption:
     synced = {name: record[name] for name in target if name in record}
     updated_at = record.get("updated_at")
     seen_at = updated_at if isinstance(updated_at, str) else None
-    return Adoption(str(record["id"]), display_id_of(record), synced, seen_at)
+    return Adoption(str(record["id"]), display_id_of(record), synced, seen_at, record)

@@ -344,6 +344,7 @@ class _ImportSession:
                     synced,
                     payload_hash(synced),
                     written_at=found.updated_at,
+                    seen=found.record,
                 )
                 self.notes.append(f"{what}: it is in Pivotal as {found.id}, recorded as adopted.")
             elif row.pivotal_id is not None:
@@ -584,6 +585,7 @@ class PassRunner:
                 target,
                 row.payload_hash if target is row.payload else payload_hash(target),
                 written_at=_text_or_none(response.body.get("updated_at")),
+                seen=response.body if method == "PATCH" and row.origin != "created" else None,
             )
 
     async def _adopted(

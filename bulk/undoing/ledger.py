@@ -34,8 +34,8 @@ OUTCOMES = ("deleted", "restored", "gone", "conflict", "failed")
 """How an undo row ended: `gone` is a record somebody else had deleted already."""
 
 _TARGETS = (
-    "FROM rows WHERE pivotal_id IS NOT NULL AND "
-    "(origin = 'created' OR (origin = 'adopted' AND before IS NOT NULL))"
+    "FROM rows WHERE pivotal_id IS NOT NULL AND (origin = 'created' OR (origin = 'adopted' "
+    "AND json_extract(before, '$.fields') IS NOT NULL))"
 )
 """The import's rows an undo reverts: records it created, adopted records it changed."""
 
@@ -158,19 +158,23 @@ class UndoLedger:
                 (now_timestamp(), row.pass_name, row.key),
             )
 
-    def mark_restored(self, row: UndoRow, attempts: int, written_at: str | None) -> None:
-        """The record holds its earlier values again: that is what the import has synced now,
-        so a re-import changes it again (and remembers those values first, again)."""
+    def mark_restored(self, row: UndoRow, attempts: int, record: dict[str, Any]) -> None:
+        """The record (as the PATCH answered) holds its earlier values again: that is what the
+        import has synced now, so a re-import changes it again and remembers them first."""
         synced = {**row.synced, **row.restored_fields}
+        updated_at = record.get("updated_at")
+        written_at = updated_at if isinstance(updated_at, str) else None
         with self.checkpoint.transaction():
             self._settle(row, "undone", "restored", attempts)
             self._db.execute(
-                "UPDATE rows SET synced_payload = ?, synced_hash = ?, before = NULL, "
+                "UPDATE rows SET synced_payload = ?, synced_hash = ?, "
+                "before = json_object('seen', json(?)), "
                 "written_at = coalesce(?, written_at), updated_at = ? "
                 "WHERE pass = ? AND key = ?",
                 (
                     json.dumps(synced, ensure_ascii=False),
                     payload_hash(synced),
+                    json.dumps(record, ensure_ascii=False),
                     written_at,
                     now_timestamp(),
                     row.pass_name,

@@ -359,10 +359,7 @@ class UndoPassRunner:
         if method == "DELETE":
             self.ledger.mark_deleted(row, "deleted", response.attempts)
         else:
-            written_at = response.body.get("updated_at")
-            self.ledger.mark_restored(
-                row, response.attempts, written_at if isinstance(written_at, str) else None
-            )
+            self.ledger.mark_restored(row, response.attempts, response.body)
         return True
 
 
