@@ -19,7 +19,7 @@ import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ from bulk.importing.rows import payload_hash
 from bulk.importing.sources import discover_sources
 from bulk.interrupts import StopRequest
 from bulk.lock import CheckpointLock
+from bulk.outcome import RunOutcome
 from bulk.outputs import check_writable
 from bulk.progress import PassProgress, ProgressFactory, ticking
 from bulk.schema import CONTACT, CUSTOMER, ONBOARDING
@@ -69,32 +70,10 @@ UNREACHABLE = (ApiUnreachableError, NoResponseError, ServerError)
 
 
 @dataclass
-class ImportOutcome:
+class ImportOutcome(RunOutcome[ImportSummary, PlanSummary]):
     """What a run did: its summary, the exit code it earns, and what to tell the user."""
 
-    summary: ImportSummary
-    exit_code: int
-    warnings: list[str] = field(default_factory=list)
-    error: str | None = None
-    plan: PlanSummary | None = None
-    errors_file: Path | None = None
     results_file: Path | None = None
-
-    def render(self) -> str:
-        text = self.plan.render() if self.plan is not None else self.summary.render()
-        if self.errors_file is not None:
-            text += f"\nProblem rows: {self.errors_file}"
-        return text
-
-    def to_json(self) -> dict[str, Any]:
-        report: dict[str, Any] = {"summary": self.summary.to_json(), "exit_code": self.exit_code}
-        if self.plan is not None:
-            report["plan"] = asdict(self.plan)
-        if self.error is not None:
-            report["error"] = self.error
-        if self.warnings:
-            report["warnings"] = self.warnings
-        return report
 
 
 def idempotency_key(pass_name: str, key: str, generation: int = 0) -> str:

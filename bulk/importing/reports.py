@@ -29,6 +29,29 @@ class RequestStats(Protocol):
     rate_limited: int
 
 
+class RequestTotals(Protocol):
+    """A summary's last line: what the run sent and how long it took."""
+
+    requests: int
+    retries: int
+    rate_limited: int
+    elapsed_s: float
+
+
+def count_requests(totals: RequestTotals, stats: RequestStats | None, elapsed_s: float) -> None:
+    if stats is not None:
+        totals.requests, totals.retries = stats.requests, stats.retries
+        totals.rate_limited = stats.rate_limited
+    totals.elapsed_s = round(elapsed_s, 3)
+
+
+def requests_line(totals: RequestTotals) -> str:
+    return (
+        f"requests {totals.requests}, retries {totals.retries}, "
+        f"rate-limited {totals.rate_limited}, elapsed {totals.elapsed_s:.1f} s"
+    )
+
+
 @dataclass
 class PassCounts:
     total: int = 0
@@ -67,10 +90,7 @@ class ImportSummary:
         for name, count in (not_in_source or {}).items():
             if name in summary.passes:
                 summary.passes[name].not_in_source = count
-        if stats is not None:
-            summary.requests, summary.retries = stats.requests, stats.retries
-            summary.rate_limited = stats.rate_limited
-        summary.elapsed_s = round(elapsed_s, 3)
+        count_requests(summary, stats, elapsed_s)
         return summary
 
     @property
@@ -85,11 +105,7 @@ class ImportSummary:
             (name, *(getattr(c, column) for column in ("total", *COUNTED)))
             for name, c in self.passes.items()
         ]
-        table = format_table(("pass", "total", *COUNTED), rows)
-        text = (
-            f"{table}\nrequests {self.requests}, retries {self.retries}, "
-            f"rate-limited {self.rate_limited}, elapsed {self.elapsed_s:.1f} s"
-        )
+        text = f"{format_table(('pass', 'total', *COUNTED), rows)}\n{requests_line(self)}"
         gone = sum(c.not_in_source for c in self.passes.values())
         if gone:
             text += f"\nnot in source: {gone}, left as they are in Pivotal"
@@ -125,11 +141,7 @@ class PlanSummary:
 
     def render(self) -> str:
         rows = [(name, *(c[kind] for kind in PLANNED)) for name, c in self.passes.items()]
-        rate = (
-            f"at {self.rate_per_min} requests/min"
-            if self.rate_per_min is not None
-            else "(the server sets no rate limit)"
-        )
+        rate = rate_phrase(self.rate_per_min)
         return (
             f"{format_table(('pass', *PLANNED), rows)}\n{self.requests} write requests; about "
             f"{format_duration(self.eta_s)} {rate}. Dry run: nothing was sent."
@@ -145,6 +157,13 @@ def timed(requests: int, pace: Pace, ceiling_per_min: int | None) -> tuple[int |
         rate = ceiling_per_min  # the user's ceiling spaces requests 60/N s apart
         eta_s = max(eta_s, requests * 60 / ceiling_per_min + pace.latency_s)
     return rate, eta_s
+
+
+def rate_phrase(rate_per_min: int | None) -> str:
+    """`at 600 requests/min`, as a dry run's estimate ends."""
+    if rate_per_min is None:
+        return "(the server sets no rate limit)"
+    return f"at {rate_per_min} requests/min"
 
 
 def per_minute(pace: Pace) -> int | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from bulk.api.estimate import Pace
 from bulk.display import format_duration, format_table
-from bulk.importing.reports import RequestStats, timed
+from bulk.importing.reports import RequestStats, count_requests, rate_phrase, requests_line, timed
 
 COUNTED = ("deleted", "restored", "gone", "conflicts", "failed", "pending")
 PLANNED = ("delete", "restore", "resend")
@@ -55,10 +55,7 @@ class UndoSummary:
         summary = cls(
             {name: UndoPassCounts.from_outcomes(outcomes.get(name, {})) for name in passes}
         )
-        if stats is not None:
-            summary.requests, summary.retries = stats.requests, stats.retries
-            summary.rate_limited = stats.rate_limited
-        summary.elapsed_s = round(elapsed_s, 3)
+        count_requests(summary, stats, elapsed_s)
         return summary
 
     @property
@@ -73,11 +70,7 @@ class UndoSummary:
             (name, *(getattr(c, column) for column in ("total", *COUNTED)))
             for name, c in self.passes.items()
         ]
-        return (
-            f"{format_table(('undo', 'total', *COUNTED), rows)}\nrequests {self.requests}, "
-            f"retries {self.retries}, rate-limited {self.rate_limited}, "
-            f"elapsed {self.elapsed_s:.1f} s"
-        )
+        return f"{format_table(('undo', 'total', *COUNTED), rows)}\n{requests_line(self)}"
 
 
 @dataclass
@@ -112,11 +105,7 @@ class UndoPlan:
 
     def render(self) -> str:
         rows = [(name, *(c[kind] for kind in PLANNED)) for name, c in self.passes.items()]
-        rate = (
-            f"at {self.rate_per_min} requests/min"
-            if self.rate_per_min is not None
-            else "(the server sets no rate limit)"
-        )
+        rate = rate_phrase(self.rate_per_min)
         return (
             f"{format_table(('undo', *PLANNED), rows)}\n{self.requests} requests; about "
             f"{format_duration(self.eta_s)} {rate}. Dry run: nothing was sent."

@@ -21,10 +21,10 @@ the exit codes. Each row's request is recorded in flight before it leaves
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from bulk.api.client import PivotalClient, encode_body
 from bulk.api.connection import open_client
@@ -43,6 +43,7 @@ from bulk.importing.importer import REFUSED, UNREACHABLE, Reachability, api_fail
 from bulk.importing.reports import write_problem_file
 from bulk.interrupts import StopRequest
 from bulk.lock import CheckpointLock
+from bulk.outcome import RunOutcome
 from bulk.outputs import check_writable
 from bulk.progress import PassProgress, ProgressFactory, ticking
 from bulk.settings import UndoSettings
@@ -51,32 +52,10 @@ from bulk.undoing.reports import UndoPlan, UndoSummary
 from bulk.workers import run_workers
 
 
-@dataclass
-class UndoOutcome:
+class UndoOutcome(RunOutcome[UndoSummary, UndoPlan]):
     """What an undo did (or, dry, would do), the exit code it earns, and what to say."""
 
-    summary: UndoSummary
-    exit_code: int
-    warnings: list[str] = field(default_factory=list)
-    error: str | None = None
-    plan: UndoPlan | None = None
-    errors_file: Path | None = None
-
-    def render(self) -> str:
-        text = self.plan.render() if self.plan is not None else self.summary.render()
-        if self.errors_file is not None:
-            text += f"\nConflicts and failures: {self.errors_file}"
-        return text
-
-    def to_json(self) -> dict[str, Any]:
-        report: dict[str, Any] = {"summary": self.summary.to_json(), "exit_code": self.exit_code}
-        if self.plan is not None:
-            report["plan"] = asdict(self.plan)
-        if self.error is not None:
-            report["error"] = self.error
-        if self.warnings:
-            report["warnings"] = self.warnings
-        return report
+    problems_label: ClassVar[str] = "Conflicts and failures"
 
 
 async def run_undo(settings: UndoSettings, progress: ProgressFactory | None = None) -> UndoOutcome:
