@@ -109,15 +109,21 @@ class UndoLedger:
             ).fetchone()[0]
         return UndoStart(bool(resumed), int(unanswered))
 
-    def rows_to_undo(self, pass_name: str) -> Iterator[UndoRow]:
-        """The pass's rows still to revert, in source order (read at once: the undo changes
-        the import's rows as it goes, and a pass holds at most the rows of one source)."""
-        rows = self._db.execute(
-            f"SELECT {_UNDO_COLUMNS} FROM undo u JOIN rows r USING (pass, key) "
-            "WHERE u.pass = ? AND u.state IN ('undo_pending', 'undo_in_flight') ORDER BY r.line",
-            (pass_name,),
-        ).fetchall()
-        return iter([_undo_row(row) for row in rows])
+    def rows_to_undo(self, pass_name: str, batch: int = 1000) -> Iterator[UndoRow]:
+        """The pass's rows still to revert, in source order, read in batches."""
+        after: tuple[int, str] = (-1, "")
+        while True:
+            rows = self._db.execute(
+                f"SELECT {_UNDO_COLUMNS} FROM undo u JOIN rows r USING (pass, key) "
+                "WHERE u.pass = ? AND u.state IN ('undo_pending', 'undo_in_flight') "
+                "AND (r.line, u.key) > (?, ?) ORDER BY r.line, u.key LIMIT ?",
+                (pass_name, *after, batch),
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _undo_row(row)
+            after = (rows[-1][2], rows[-1][1])
 
     def pass_progress(self, pass_name: str) -> tuple[int, int]:
         """(rows of the pass in this undo, rows settled)."""

@@ -116,6 +116,8 @@ class _UndoSession:
     started: float
     client: PivotalClient | None = None
     warnings: list[str] = field(default_factory=list)
+    unsettled: int = 0
+    """Rows whose create never got an answer: not undone, so the undo cannot exit 0."""
 
     async def run(self, progress: ProgressFactory, stop: StopRequest) -> UndoOutcome:
         try:
@@ -139,6 +141,7 @@ class _UndoSession:
 
     def _begin(self) -> None:
         start = self.ledger.begin()
+        self.unsettled = start.unanswered_creates
         if start.unanswered_creates:
             self.warnings.append(
                 f"{start.unanswered_creates} rows' creates never got an answer (the import was "
@@ -157,7 +160,7 @@ class _UndoSession:
             force=self.settings.force,
             ceiling_per_min=self.settings.connection.rate_limit,
         )
-        outcome = self.outcome(0)
+        outcome = self.outcome(1 if self.unsettled else 0)  # as the real run would exit
         outcome.plan = plan
         return outcome
 
@@ -193,7 +196,7 @@ class _UndoSession:
             self.ledger.outcome_counts(), UNDO_PASSES, stats, time.monotonic() - self.started
         )
         if exit_code is None:
-            exit_code = 1 if summary.has_problems else 0
+            exit_code = 1 if summary.has_problems or self.unsettled else 0
         return UndoOutcome(summary, exit_code, list(self.warnings), error)
 
 
