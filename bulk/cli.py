@@ -43,6 +43,7 @@ from bulk.settings import (
     ExportSettings,
     ImportSettings,
     MigrateSettings,
+    UndoSettings,
 )
 
 if TYPE_CHECKING:
@@ -610,4 +611,33 @@ def migrate_command(**options: Any) -> None:
         **options,
     )
     outcome = asyncio.run(run_migrate(settings, ProgressFactory(quiet=settings.quiet)))
+    conclude(outcome, settings.report_path)
+
+
+@main.command("undo")
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--dry-run", is_flag=True, help="Print what would be deleted and restored; send no write."
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Delete or restore records somebody else changed since the import wrote them.",
+)
+@click.option(
+    "--errors",
+    "errors_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Conflicts and failures CSV (default: <checkpoint>.undo-errors.csv).",
+)
+@output_options
+@connection_options
+@reports_errors
+def undo_command(checkpoint: Path, **options: Any) -> None:
+    """Put the workspace back as it was before the imports recorded in CHECKPOINT."""
+    from bulk.progress import ProgressFactory
+    from bulk.undoing.undoer import run_undo
+
+    settings = UndoSettings(connection=_connection(options), checkpoint=checkpoint, **options)
+    outcome = asyncio.run(run_undo(settings, ProgressFactory(quiet=settings.quiet)))
     conclude(outcome, settings.report_path)

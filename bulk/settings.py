@@ -178,3 +178,26 @@ class MigrateSettings:
     workdir: Path
     report_path: Path | None = None
     quiet: bool = False
+
+
+UNDO_ERRORS_SUFFIX = ".undo-errors.csv"
+"""The undo's conflicts and failures go next to the checkpoint, apart from the import's."""
+
+
+@dataclass(frozen=True)
+class UndoSettings:
+    connection: ConnectionSettings
+    checkpoint: Path
+    errors_path: Path | None = None
+    """Default: `<checkpoint name>.undo-errors.csv` next to the checkpoint."""
+    report_path: Path | None = None
+    dry_run: bool = False
+    force: bool = False
+    """Delete or restore records that somebody else changed since the import wrote them."""
+    quiet: bool = False
+
+    @property
+    def errors_file(self) -> Path:
+        return self.errors_path or self.checkpoint.with_name(
+            self.checkpoint.stem + UNDO_ERRORS_SUFFIX
+        )

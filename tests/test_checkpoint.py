@@ -23,6 +23,7 @@ NAMES = [
     "003_export_document",
     "004_no_state_index",
     "005_row_origin",
+    "006_undo",
 ]
 
 

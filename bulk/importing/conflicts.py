@@ -38,6 +38,10 @@ class Adoption:
     display_id: int | None
     synced: dict[str, Any]
     """What Pivotal holds of the row's fields."""
+    updated_at: str | None = None
+    """The record's `updated_at` as the lookup saw it."""
+    record: dict[str, Any] | None = None
+    """The whole record as the lookup saw it: what an undo restores comes from it."""
 
 
 class ConflictResolver:
@@ -118,6 +122,8 @@ class ConflictResolver:
             attempts,
             adopted.synced,
             payload_hash(adopted.synced),
+            written_at=adopted.updated_at,
+            seen=adopted.record,
         )
         fresh = self.checkpoint.reload(row)
         if fresh.synced_payload != fresh.payload:
@@ -270,4 +276,6 @@ def _adoption(record: dict[str, Any], target: dict[str, Any], pass_name: str) ->
         for name, value in target.items()
         if name in record
     }
-    return Adoption(str(record["id"]), display_id_of(record), synced)
+    updated_at = record.get("updated_at")
+    seen_at = updated_at if isinstance(updated_at, str) else None
+    return Adoption(str(record["id"]), display_id_of(record), synced, seen_at, record)
