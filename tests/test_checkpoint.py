@@ -17,7 +17,13 @@ from bulk.exporting.state import ExportState, ObjectProgress
 from bulk.exporting.walker import WalkState
 from bulk.schema import CONTACT, CUSTOMER, ONBOARDING
 
-NAMES = ["001_rows", "002_export_state", "003_export_document", "004_no_state_index"]
+NAMES = [
+    "001_rows",
+    "002_export_state",
+    "003_export_document",
+    "004_no_state_index",
+    "005_invalid_rows_across_runs",
+]
 
 
 @pytest.fixture

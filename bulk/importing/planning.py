@@ -18,18 +18,22 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
 from bulk.checkpoint import Checkpoint, InvalidRow, KnownRow, Run
 from bulk.errors import InputError
-from bulk.importing.rows import PlannedRow, RowPlanner, RowProblem
+from bulk.importing.rows import Issue, PlannedRow, RowPlanner, RowProblem
 from bulk.importing.sources import Source, SourceFile, SourceRecord, open_source
 from bulk.schema import CUSTOMER, ONBOARDING, canonical_json, now_timestamp, text_digest
 from bulk.settings import PASSES, pass_order
 
 BATCH_ROWS = 20_000
+CODE_SEPARATOR = ";"
+MESSAGE_SEPARATOR = "; "
+"""A row with several problems is one line of the errors file: its codes and its messages
+joined, in the same order."""
 CHECK_EVERY = 1_000
 """Records planned between two polls of the stop check (cheap: an attribute test)."""
 
@@ -130,7 +134,7 @@ def plan_import(
     `CHECK_EVERY` records and may raise to stop planning between two batches' transactions.
     """
     outcome = PlanOutcome()
-    checkpoint.forget_invalid(run)
+    checkpoint.forget_invalid([opened.file.pass_name for opened in sources])
     customers = _SourceCustomers()
     for opened in sources:
         if opened.planner.warning is not None:
@@ -183,24 +187,33 @@ class _PassPlanner:
         for records in self.opened.source.batches(BATCH_ROWS):
             planned, problems = self._plan_records(records)
             stored, orphans = self._compare_with_checkpoint(planned)
-            problems += orphans
-            self._store(stored, problems, tally)
-            invalid += len(problems)
+            rows = [
+                self._invalid(invalid.problem, invalid.key)
+                for invalid in self._with_unknown_customers(problems)
+            ]
+            rows += orphans
+            self._store(stored, rows, tally)
+            invalid += len(rows)
         return invalid
 
     # -- the pipeline, one step a method
 
     def _plan_records(
         self, records: Sequence[SourceRecord]
-    ) -> tuple[list[PlannedRow], list[InvalidRow]]:
-        """Records → row plans checked against the rest of the source, and the invalid rows."""
+    ) -> tuple[list[PlannedRow], list[_Invalid]]:
+        """Records → row plans checked against the rest of the source, and the invalid rows
+        with every problem the source alone shows."""
         planned: list[PlannedRow] = []
-        problems: list[InvalidRow] = []
+        problems: list[_Invalid] = []
         for index, record in enumerate(records):
             if index % CHECK_EVERY == 0:
                 self.check()
             result = self.opened.planner.plan(record)
-            problem = result if isinstance(result, RowProblem) else self._duplicate(result)
+            problem = (
+                self._also_duplicate(result)
+                if isinstance(result, RowProblem)
+                else self._duplicate(result)
+            )
             if problem is None:
                 assert isinstance(result, PlannedRow)
                 self.seen[result.key] = result.line
@@ -210,11 +223,38 @@ class _PassPlanner:
                     self.customers.valid[result.key] = result.line
                 planned.append(result)
             else:
-                key = self._cell_key(problem)
+                key = result.key if isinstance(result, PlannedRow) else self._cell_key(problem)
                 if key is not None:  # a later row with this key is a duplicate all the same
                     self.seen.setdefault(key, problem.line)
-                problems.append(self._invalid(problem, result))
+                problems.append(_Invalid(problem, key))
         return planned, problems
+
+    def _with_unknown_customers(self, problems: list[_Invalid]) -> list[_Invalid]:
+        """Invalid children whose customer is nowhere to be found say so too."""
+        if self.pass_name == CUSTOMER.collection:
+            return problems
+        column = self.opened.planner.column_map.get("customer_external_id")
+        parents = {
+            invalid: parent
+            for invalid in problems
+            if column is not None
+            and (parent := invalid.problem.cells.get(column)) is not None
+            and parent not in self.customers.valid
+            and parent not in self.customers.invalid
+        }
+        known = self._known_to_checkpoint(set(parents.values()))
+        return [
+            _Invalid(
+                _with_issue(
+                    invalid.problem,
+                    Issue(column, "unknown_customer", _unknown_customer(parents[invalid])),
+                ),
+                invalid.key,
+            )
+            if invalid in parents and parents[invalid] not in known
+            else invalid
+            for invalid in problems
+        ]
 
     def _compare_with_checkpoint(
         self, planned: Sequence[PlannedRow]
@@ -233,7 +273,7 @@ class _PassPlanner:
             if state == "invalid":
                 assert code is not None and message is not None
                 problem = _problem(row, "customer_external_id", code, message)
-                orphans.append(self._invalid(problem, row))
+                orphans.append(self._invalid(problem, row.key))
                 continue
             stored.append(
                 {
@@ -275,16 +315,25 @@ class _PassPlanner:
         if row.slug is not None and row.slug in self.slugs and row.key not in self.seen:
             return self._same_slug(row)
         if row.key in self.seen:
-            if self.pass_name == ONBOARDING.collection and "external_id" not in row.cells:
-                message = (
-                    f"a second onboarding for customer '{row.key}' (first on line "
-                    f"{self.seen[row.key]}); add an external_id column to import several "
-                    "onboardings per customer"
-                )
-            else:
-                message = f"external_id '{row.key}' already appears on line {self.seen[row.key]}"
+            message = self._duplicate_message(row.key, row.cells)
             return _problem(row, "external_id", "duplicate_key", message)
         return None
+
+    def _also_duplicate(self, problem: RowProblem) -> RowProblem:
+        """An invalid row whose external_id appeared before is a duplicate as well."""
+        key = self._cell_key(problem)
+        if key is None or key not in self.seen:
+            return problem
+        message = self._duplicate_message(key, problem.cells)
+        return _with_issue(problem, Issue("external_id", "duplicate_key", message))
+
+    def _duplicate_message(self, key: str, cells: Mapping[str, str | None]) -> str:
+        if self.pass_name == ONBOARDING.collection and "external_id" not in cells:
+            return (
+                f"a second onboarding for customer '{key}' (first on line {self.seen[key]}); "
+                "add an external_id column to import several onboardings per customer"
+            )
+        return f"external_id '{key}' already appears on line {self.seen[key]}"
 
     def _cell_key(self, problem: RowProblem) -> str | None:
         """An invalid row's external_id as its cell says, read from the mapped column."""
@@ -314,9 +363,20 @@ class _PassPlanner:
             and row.customer_key not in self.customers.valid
             and row.customer_key not in self.customers.invalid
         }
-        if not unknown:
+        return self._known_to_checkpoint(unknown)
+
+    def _known_to_checkpoint(self, customer_keys: set[str]) -> set[str]:
+        """The keys the checkpoint knows as rows, or as invalid rows — which, like this
+        source's invalid customers, make their valid children skipped (`customers.invalid`)."""
+        if not customer_keys:
             return set()
-        return set(self.checkpoint.existing(CUSTOMER.collection, sorted(unknown)))
+        keys = sorted(customer_keys)
+        known = set(self.checkpoint.existing(CUSTOMER.collection, keys))
+        invalid = self.checkpoint.invalid_lines(CUSTOMER.collection, keys)
+        for key, line in invalid.items():
+            if key not in known:
+                self.customers.invalid.setdefault(key, line)
+        return known | set(invalid)
 
     def _state(
         self,
@@ -336,32 +396,28 @@ class _PassPlanner:
                     f"customer '{parent}' is invalid (line {self.customers.invalid[parent]})",
                 )
             if parent not in known_parents:
-                return (
-                    "invalid",
-                    None,
-                    "unknown_customer",
-                    f"customer_external_id '{parent}' is neither in the customers source "
-                    "nor known to the checkpoint",
-                )
+                return "invalid", None, "unknown_customer", _unknown_customer(parent)
         if existing is None:
             return "pending", None, None, None
         if existing.state == "done" and existing.synced_hash == digest and not self.force:
             return "done", None if self.run.resumed else "unchanged", None, None
         return "pending", None, None, None
 
-    def _invalid(self, problem: RowProblem, row: PlannedRow | RowProblem) -> InvalidRow:
-        key = row.key if isinstance(row, PlannedRow) else self._cell_key(problem)
+    def _invalid(self, problem: RowProblem, key: str | None) -> InvalidRow:
+        """The row as the checkpoint keeps it: one line of the errors file, every problem in
+        it (codes joined by `;`, messages by `; `), its cells in their source order."""
         if self.pass_name == CUSTOMER.collection and key is not None:
             self.customers.invalid.setdefault(key, problem.line)
+        issues = problem.issues
         return InvalidRow(
             pass_name=self.pass_name,
             line=problem.line,
             source=self.opened.file.path.name,
             key=key,
             column=problem.column,
-            code=problem.code,
-            message=problem.message,
-            cells_json=canonical_json(problem.cells),
+            code=CODE_SEPARATOR.join(issue.code for issue in issues),
+            message=MESSAGE_SEPARATOR.join(issue.message for issue in issues),
+            cells_json=json.dumps(problem.cells, ensure_ascii=False),
         )
 
 
@@ -376,3 +432,22 @@ def _kind(state: str, known: KnownRow | None) -> str:
 
 def _problem(row: PlannedRow, column: str, code: str, message: str) -> RowProblem:
     return RowProblem(row.pass_name, row.line, column, code, message, row.cells)
+
+
+def _with_issue(problem: RowProblem, issue: Issue) -> RowProblem:
+    return replace(problem, more=(*problem.more, issue))
+
+
+def _unknown_customer(parent: str) -> str:
+    return (
+        f"customer_external_id '{parent}' is neither in the customers source nor known to the "
+        "checkpoint"
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class _Invalid:
+    """A row the source alone shows invalid, and its key (if its cells give one)."""
+
+    problem: RowProblem
+    key: str | None
