@@ -438,3 +438,31 @@ def test_an_older_checkpoint_keeps_only_each_pass_s_latest_invalid_rows(tmp_path
         ]
     finally:
         checkpoint.close()
+
+
+def test_an_unfinished_run_leaves_the_errors_file_it_reads_for_its_resume(
+    threaded_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    source = round_one_source(tmp_path / "source")
+    assert imported(threaded_sandbox, str(source)).exit_code == 1
+    header, rows = read_csv(ERRORS)
+    rows[0]["status"] = "active"
+    write_csv(ERRORS, header, rows)
+    fixed = ERRORS.read_bytes()
+
+    stopped = imported(threaded_sandbox, str(ERRORS), "--strict")  # bob is still invalid
+
+    assert stopped.exit_code == 2, stopped.output
+    assert ERRORS.read_bytes() == fixed  # C2's fix is not lost before it was sent
+    assert (
+        "bulk-import.errors.csv is this run's source: it is rewritten when the run finishes."
+        in (stopped.stderr)
+    )
+
+    resumed = imported(threaded_sandbox, str(ERRORS))
+
+    assert resumed.exit_code == 1, resumed.output
+    customers = threaded_sandbox.objects(WORKSPACE, "customer")
+    assert sorted(c["metadata"]["external_id"] for c in customers) == ["C1", "C2", "C3"]
+    _, rows = read_csv(ERRORS)
+    assert [row["email"] for row in rows] == ["bob@"]

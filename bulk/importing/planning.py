@@ -6,7 +6,9 @@ with `cells`); the planned row is checked against the rest of the source (duplic
 compared with what the checkpoint holds (unchanged? its customer known?); and the outcome is
 stored. Nothing is sent here. Each valid row lands in the checkpoint as `pending` (to create or
 to update), `done` (unchanged since it was last synced) or `skipped` (its customer is invalid);
-each invalid row lands in `invalid_rows` with its line, column and reason. Files stream in
+each invalid row lands in `invalid_rows` with its line and every problem it has (its cells',
+a duplicate key, a customer nowhere to be found), replacing that pass's invalid rows of the
+plan before (a pass's invalid rows are always its latest plan's). Files stream in
 batches, so memory stays flat however large the source. Planning polls a stop check every
 `CHECK_EVERY` records, so a Ctrl-C or SIGTERM while planning a large file takes effect at once:
 the batch being planned is dropped (nothing of it was stored) and the run stays resumable.
