@@ -26,14 +26,15 @@ TOOL_COLUMNS = ["_pass", "_file", "_line", "_error_code", "_error_message"]
 
 def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     """The header as written, and the rows (empty cells as "")."""
-    with path.open(encoding="utf-8", newline="") as stream:
+    with path.open(encoding="utf-8-sig", newline="") as stream:
         reader = csv.DictReader(stream)
         rows = list(reader)
         return list(reader.fieldnames or []), rows
 
 
 def write_csv(path: Path, header: list[str], rows: list[dict[str, str]]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as stream:
+    """As a spreadsheet saves it: with a BOM, CRLF line ends."""
+    with path.open("w", encoding="utf-8-sig", newline="") as stream:
         writer = csv.DictWriter(stream, header)
         writer.writeheader()
         writer.writerows(rows)
@@ -49,7 +50,7 @@ def round_one_source(folder: Path) -> Path:
         folder / "customers.csv",
         "external_id,name,status,domain\n"
         "C1,Acme,active,acme.com\n"
-        "C2,Globex,bogus,globex.com\n"
+        "C2,Globex Café,bogus,globex.com\n"
         "C3,Initech,active,initech.com\n",
     )
     write_text(
@@ -77,6 +78,7 @@ def test_columns_are_each_pass_s_source_columns_in_order_then_the_tool_s(
     result = imported(threaded_sandbox, str(source))
 
     assert result.exit_code == 1, result.output
+    assert ERRORS.read_bytes().startswith(b"\xef\xbb\xbfexternal_id,name,")  # Excel: UTF-8
     header, rows = read_csv(ERRORS)
     assert header == [
         "external_id", "name", "status", "domain",  # customers.csv, in its order
@@ -85,7 +87,7 @@ def test_columns_are_each_pass_s_source_columns_in_order_then_the_tool_s(
     ]  # fmt: skip
     assert rows == [
         {
-            "external_id": "C2", "name": "Globex", "status": "bogus", "domain": "globex.com",
+            "external_id": "C2", "name": "Globex Café", "status": "bogus", "domain": "globex.com",
             "customer_external_id": "", "email": "", "title": "",
             "_pass": "customers", "_file": "customers.csv", "_line": "3",
             "_error_code": "invalid_enum_value",
@@ -131,7 +133,7 @@ def test_the_errors_file_fed_back_twice_imports_the_fixed_rows(
     assert sorted(customers) == ["C1", "C2", "C3"]
     globex = customers["C2"]
     assert (globex["name"], globex["status"], globex["domain"]) == (
-        "Globex",
+        "Globex Café",
         "active",
         "globex.com",
     )

@@ -156,13 +156,19 @@ def per_minute(pace: Pace) -> int | None:
     return round(pace.limit * 60 / window_s)
 
 
+ERRORS_FILE_ENCODING = "utf-8-sig"
+"""UTF-8 with a BOM: the errors file is made to be fixed in a spreadsheet, and Excel reads a
+CSV without one in the machine's legacy code page (an accent would come back mangled); `bulk`
+reads it either way."""
+
+
 def write_errors_file(checkpoint: Checkpoint, path: Path) -> Path | None:
     """Every invalid, failed or skipped row the checkpoint holds, from every run, with its
     original cells and why; None (and no file) when there is none.
 
     The columns are the rows' own — each pass's in the order its files had them, the passes in
     pass order — then `TOOL_COLUMNS`; a source's own `_` columns are left out, so the file is
-    valid input as it is (`bulk.importing.errors_input`).
+    valid input as it is (`bulk.importing.errors_input`). Rows come by pass, file and line.
     """
     columns: dict[str, None] = {}
     count = 0
@@ -173,7 +179,7 @@ def write_errors_file(checkpoint: Checkpoint, path: Path) -> Path | None:
         with _told("errors file", path):
             path.unlink(missing_ok=True)
         return None
-    with _told("errors file", path), _opened(path) as out:
+    with _told("errors file", path), _opened(path, ERRORS_FILE_ENCODING) as out:
         writer = csv.writer(out)
         writer.writerow([*columns, *TOOL_COLUMNS])
         for problem in checkpoint.problem_rows():
@@ -252,9 +258,9 @@ def _told(label: str, path: Path) -> Iterator[None]:
 
 
 @contextmanager
-def _opened(path: Path) -> Iterator[Any]:
+def _opened(path: Path, encoding: str = "utf-8") -> Iterator[Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as out:
+    with path.open("w", newline="", encoding=encoding) as out:
         yield out
 
 
