@@ -237,7 +237,8 @@ def invalid_preview(checkpoint: Checkpoint, run: Run, errors_file: Path) -> list
     if not total:
         return []
     lines = [f"Invalid rows (a real run writes them to {errors_file}):"]
-    for problem in itertools.islice(checkpoint.problem_rows(run), SHOWN_INVALID):
+    invalid = (problem for problem in checkpoint.problem_rows(run) if problem.state == "invalid")
+    for problem in itertools.islice(invalid, SHOWN_INVALID):
         lines.append(f"  {problem.source} line {problem.line}: {problem.message}")
     if total > SHOWN_INVALID:
         lines.append(f"  ... and {total - SHOWN_INVALID} more")

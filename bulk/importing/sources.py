@@ -135,7 +135,7 @@ def _sources_in(source: Path, label: Path) -> dict[str, list[Path]]:
         return _folder_sources(source, label)
     passes = errors_file_passes(source)
     if not passes:
-        raise InputError("is an errors file without rows.", path=label, remedy="Nothing to do.")
+        raise InputError("is an errors file without rows: there is nothing to import.", path=label)
     return {pass_name: [source] for pass_name in passes}
 
 
