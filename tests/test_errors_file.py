@@ -391,6 +391,25 @@ def test_a_bad_cell_and_a_duplicate_key_are_both_reported(
     assert errors[0]["_error_message"].endswith("; external_id 'C1' already appears on line 2")
 
 
+def test_a_bad_cell_and_a_name_whose_slug_is_taken_are_both_reported(
+    threaded_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    customers = write_text(
+        tmp_path / "customers.csv",
+        "external_id,name,status\nC1,Acme Inc.,active\nC2,ACME inc,bogus\n",
+    )
+
+    result = imported(threaded_sandbox, "--customers", str(customers))
+
+    assert result.exit_code == 1, result.output
+    _, errors = read_csv(ERRORS)
+    assert [row["_error_code"] for row in errors] == ["invalid_enum_value;duplicate_slug"]
+    assert errors[0]["_error_message"].endswith(
+        "; name 'ACME inc' gives the slug 'acme-inc' that line 2 gets too (the API derives slugs "
+        "from names); add a slug column to give each customer its own"
+    )
+
+
 # -- rows that left the source ---------------------------------------------------------------
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from bulk.checkpoint import Checkpoint, InvalidRow, KnownRow, Run
 from bulk.errors import InputError
-from bulk.importing.rows import Issue, PlannedRow, RowPlanner, RowProblem
+from bulk.importing.rows import Issue, PlannedRow, RowPlanner, RowProblem, predicted_slug
 from bulk.importing.sources import Source, SourceFile, SourceRecord, open_source
 from bulk.schema import CUSTOMER, ONBOARDING, canonical_json, now_timestamp, text_digest
 from bulk.settings import PASSES, pass_order
@@ -322,12 +322,17 @@ class _PassPlanner:
         return None
 
     def _also_duplicate(self, problem: RowProblem) -> RowProblem:
-        """An invalid row whose external_id appeared before is a duplicate as well."""
+        """An invalid row whose external_id appeared before is a duplicate as well; a customer
+        whose slug is taken by an earlier row collides as well."""
         key = self._cell_key(problem)
-        if key is None or key not in self.seen:
-            return problem
-        message = self._duplicate_message(key, problem.cells)
-        return _with_issue(problem, Issue("external_id", "duplicate_key", message))
+        if key is not None and key in self.seen:
+            message = self._duplicate_message(key, problem.cells)
+            return _with_issue(problem, Issue("external_id", "duplicate_key", message))
+        if self.pass_name == CUSTOMER.collection:
+            slug_issue = self._cell_slug(problem)
+            if slug_issue is not None:
+                return _with_issue(problem, slug_issue)
+        return problem
 
     def _duplicate_message(self, key: str, cells: Mapping[str, str | None]) -> str:
         if self.pass_name == ONBOARDING.collection and "external_id" not in cells:
@@ -344,17 +349,31 @@ class _PassPlanner:
 
     def _same_slug(self, row: PlannedRow) -> RowProblem:
         """The later of two customers that would get one slug: the API would refuse it."""
-        first = self.slugs[row.slug or ""]
-        if "slug" in row.payload:
-            message = f"slug '{row.slug}' is also the slug of line {first}"
-            return _problem(row, "slug", "duplicate_slug", message + "; give each its own")
+        issue = self._slug_issue(row.slug or "", "slug" in row.payload, row.payload["name"])
+        return _problem(row, issue.column or "slug", issue.code, issue.message)
+
+    def _slug_issue(self, slug: str, given: bool, name: str) -> Issue:
+        first = self.slugs[slug]
+        if given:
+            message = f"slug '{slug}' is also the slug of line {first}; give each its own"
+            return Issue("slug", "duplicate_slug", message)
         name_column = self.opened.planner.column_map.shown("name")
         message = (
-            f"{name_column} {row.payload['name']!r} gives the slug '{row.slug}' that line "
-            f"{first} gets too (the API derives slugs from names); add a slug column to give "
-            "each customer its own"
+            f"{name_column} {name!r} gives the slug '{slug}' that line {first} gets too (the "
+            "API derives slugs from names); add a slug column to give each customer its own"
         )
-        return _problem(row, name_column, "duplicate_slug", message)
+        return Issue(name_column, "duplicate_slug", message)
+
+    def _cell_slug(self, problem: RowProblem) -> Issue | None:
+        """An invalid customer whose slug cell, or the slug its name cell predicts, is an
+        earlier valid row's: the collision is one more problem to fix in the same round."""
+        columns = self.opened.planner.column_map
+        given = _cell(problem, columns.get("slug"))
+        name = _cell(problem, columns.get("name"))
+        slug = given or (predicted_slug(name) if name is not None else None)
+        if not slug or slug not in self.slugs:
+            return None
+        return self._slug_issue(slug, given is not None, name or "")
 
     def _checkpoint_parents(self, rows: Sequence[PlannedRow]) -> set[str]:
         """Customer keys these rows name that only the checkpoint knows (an earlier run's)."""
@@ -434,6 +453,12 @@ def _kind(state: str, known: KnownRow | None) -> str:
 
 def _problem(row: PlannedRow, column: str, code: str, message: str) -> RowProblem:
     return RowProblem(row.pass_name, row.line, column, code, message, row.cells)
+
+
+def _cell(problem: RowProblem, column: str | None) -> str | None:
+    """A cell of an invalid row as its source has it, trimmed; None when empty or absent."""
+    value = problem.cells.get(column) if column is not None else None
+    return (value.strip() or None) if value is not None else None
 
 
 def _with_issue(problem: RowProblem, issue: Issue) -> RowProblem:
