@@ -12,6 +12,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from click.testing import Result
 from helpers import WORKSPACE
 from safe_runs_support import bulk, connection, write_text
@@ -189,19 +190,23 @@ def test_a_pass_option_naming_an_errors_file_reads_that_pass_s_rows_only(
     ]
 
 
-def test_an_unknown_pass_in_an_errors_file_is_an_input_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [("customer", "'customer' is not a pass."), ("", "is empty: every row needs its pass.")],
+)
+def test_an_unknown_pass_in_an_errors_file_is_an_input_error(cell: str, message: str) -> None:
     write_text(
         ERRORS,
         "external_id,name,_pass,_file,_line,_error_code,_error_message\n"
-        "C1,Acme,customers,customers.csv,2,x,y\n"
-        "C2,Globex,customer,customers.csv,3,x,y\n",
+        "C1,Acme,Customers,customers.csv,2,x,y\n"
+        f"C2,Globex,{cell},customers.csv,3,x,y\n",
     )
 
     result = bulk("import", str(ERRORS), "--sandbox", "--quiet")
 
     assert result.exit_code == 2, result.output
     assert result.stderr == (
-        "Error: bulk-import.errors.csv line 3, column '_pass': 'customer' is not a pass. "
+        f"Error: bulk-import.errors.csv line 3, column '_pass': {message} "
         "Write customers, contacts or onboardings.\n"
     )
 

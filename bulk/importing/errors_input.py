@@ -124,7 +124,7 @@ def _pass_name(cell: str, path: Path, line: int) -> str:
     if name in PASSES:
         return name
     raise InputError(
-        f"{cell!r} is not a pass.",
+        f"{cell!r} is not a pass." if name else "is empty: every row needs its pass.",
         path=path,
         line=line,
         column=PASS_COLUMN,
