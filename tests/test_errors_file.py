@@ -493,3 +493,14 @@ def test_an_unfinished_run_leaves_the_errors_file_it_reads_for_its_resume(
     assert sorted(c["metadata"]["external_id"] for c in customers) == ["C1", "C2", "C3"]
     _, rows = read_csv(ERRORS)
     assert [row["email"] for row in rows] == ["bob@"]
+
+
+def test_a_malformed_errors_file_is_one_line_naming_its_line() -> None:
+    write_text(ERRORS, 'external_id,name,_pass\nC1,Acme,customers\nC2,"Glo"bex,customers\n')
+
+    result = bulk("import", str(ERRORS), "--sandbox", "--quiet")
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        "Error: bulk-import.errors.csv line 3: is not valid CSV: ',' expected after '\"'.\n"
+    )

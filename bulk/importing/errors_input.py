@@ -27,6 +27,7 @@ from bulk.importing.sources import (
     Source,
     SourceFile,
     SourceRecord,
+    _large_csv_fields,
     open_source,
 )
 from bulk.schema import COLLECTIONS, CUSTOMER, Kind
@@ -56,16 +57,20 @@ def errors_file_passes(path: Path) -> tuple[str, ...]:
     error naming its line. Only the `_pass` cells are read (ASCII in any encoding)."""
     delimiter = _delimiter(path) or ","
     found: set[str] = set()
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as text:
-        reader = csv.reader(text, delimiter=delimiter)
-        header = [name.strip() for name in next(reader, [])]
-        index = header.index(PASS_COLUMN)
-        start = reader.line_num + 1
-        for record in reader:
-            if any(cell.strip() for cell in record):
-                cell = record[index] if index < len(record) else ""
-                found.add(_pass_name(cell, path, start))
+    with _large_csv_fields(), path.open(encoding="utf-8-sig", errors="replace", newline="") as text:
+        reader = csv.reader(text, delimiter=delimiter, strict=True)
+        start = 1
+        try:
+            header = [name.strip() for name in next(reader, [])]
+            index = header.index(PASS_COLUMN)
             start = reader.line_num + 1
+            for record in reader:
+                if any(cell.strip() for cell in record):
+                    cell = record[index] if index < len(record) else ""
+                    found.add(_pass_name(cell, path, start))
+                start = reader.line_num + 1
+        except csv.Error as error:
+            raise InputError(f"is not valid CSV: {error}.", path=path, line=start) from None
     return tuple(name for name in PASSES if name in found)
 
 
