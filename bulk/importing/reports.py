@@ -7,6 +7,7 @@ import csv
 import itertools
 import json
 import math
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -260,9 +261,16 @@ def _told(label: str, path: Path) -> Iterator[None]:
 
 @contextmanager
 def _opened(path: Path, encoding: str = "utf-8") -> Iterator[Any]:
+    """`path` for writing, replaced whole once written: a run killed midway leaves the file as
+    it was, never half of it (the errors file may be the next run's source)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding=encoding) as out:
-        yield out
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with partial.open("w", newline="", encoding=encoding) as out:
+            yield out
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def write_report(path: Path, document: dict[str, Any]) -> None:
