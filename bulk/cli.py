@@ -456,7 +456,11 @@ def _announce_sandbox(sandbox: Sandbox) -> None:
     metavar="FIELD=COLUMN",
     help="Read FIELD from COLUMN (repeatable).",
 )
-@click.option("--encoding", help="Source encoding when not UTF-8, e.g. latin-1.")
+@click.option("--encoding", help="Source encoding when not UTF-8, e.g. cp1252.")
+@click.option(
+    "--delimiter",
+    help="CSV delimiter: one character, or tab (default: detected from the header).",
+)
 @click.option("--force", is_flag=True, help="Re-send rows already done and unchanged.")
 @output_options
 @connection_options
@@ -480,6 +484,7 @@ def import_command(sources: tuple[Path, ...], **options: Any) -> None:
         files=files,
         passes=_passes(options.pop("passes")),
         mapping=_mapping(options.pop("mappings")),
+        delimiter=_delimiter(options.pop("delimiter")),
         **options,
     )
     outcome = asyncio.run(run_import(settings, ProgressFactory(quiet=settings.quiet)))
@@ -511,6 +516,12 @@ def _passes(text: str) -> tuple[str, ...]:
             f"Unknown pass {', '.join(unknown) or text!r}.", f"Choose from {', '.join(PASSES)}."
         )
     return tuple(name for name in PASSES if name in chosen)
+
+
+def _delimiter(text: str | None) -> str | None:
+    from bulk.importing.csv_dialect import parse_delimiter
+
+    return None if text is None else parse_delimiter(text)
 
 
 def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:

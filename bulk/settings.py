@@ -130,6 +130,8 @@ class ImportSettings:
     mapping: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """Field name → column name (`--map FIELD=COLUMN`)."""
     encoding: str | None = None
+    delimiter: str | None = None
+    """CSV delimiter (`--delimiter`); None: detected from each file's header."""
     dry_run: bool = False
     strict: bool = False
     force: bool = False

@@ -141,7 +141,9 @@ async def run_import(
 
 def plan_options(settings: ImportSettings) -> PlanOptions:
     """The few settings that shape the plan."""
-    return PlanOptions(settings.mapping, settings.encoding, settings.force, settings.passes)
+    return PlanOptions(
+        settings.mapping, settings.encoding, settings.delimiter, settings.force, settings.passes
+    )
 
 
 def _outputs(settings: ImportSettings, in_memory: bool) -> list[tuple[str, Path]]:
