@@ -233,6 +233,18 @@ def test_only_customers_xlsx_in_a_folder_is_found(tmp_path: Path) -> None:
     assert [record.cells for record in read(found)] == [{"external_id": "1", "name": "a"}]
 
 
+def test_a_workbook_named_for_a_pass_still_supplies_the_other_passes_sheets(
+    tmp_path: Path,
+) -> None:
+    book = workbook(tmp_path / "customers.xlsx", {"Companies": [["a"]], "Contacts": [["b"]]})
+    expected = [
+        SourceFile("customers", book, "spreadsheet"),
+        SourceFile("contacts", book, "spreadsheet", "Contacts"),
+    ]
+    assert discover_sources([tmp_path], {}) == expected
+    assert discover_sources([book], {}) == expected
+
+
 def test_file_hash_sheet_picks_a_sheet(tmp_path: Path) -> None:
     book = three_sheets(tmp_path / "book.xlsx")
     plain = workbook(tmp_path / "people.xlsx", {"First": [["a"]], "Second": [["b"]]})

@@ -139,9 +139,10 @@ def source_entries(source: Path, label: Path | None = None) -> list[SourceFile]:
     """What one SOURCE argument supplies, a `SourceFile` per (pass, file, sheet).
 
     A folder: its `customers`, `contacts` and `onboardings` files (any supported extension and
-    letter case; a workbook named so supplies that pass from its first sheet) and the sheets
-    named so of any other workbook in it. A workbook: its sheets named for a pass. Several
-    entries for one pass are the caller's error to report.
+    letter case), and what each workbook in it supplies. A workbook: its sheets named for a
+    pass; one named for a pass itself (`customers.xlsx`) supplies that pass from its first
+    sheet when no sheet has the pass's name. Several entries for one pass are the caller's
+    error to report.
     """
     label = label or source
     if not source.exists():
@@ -163,10 +164,10 @@ def _folder_entries(folder: Path, label: Path) -> list[SourceFile]:
         stem, suffix = entry.stem.lower(), entry.suffix.lower()
         if suffix not in FORMATS or entry.name.startswith(("~$", ".")) or not entry.is_file():
             continue  # `~$book.xlsx` is the lock file Excel leaves next to an open workbook
-        if stem in PASSES:
-            entries.append(SourceFile(stem, entry, FORMATS[suffix]))
-        elif FORMATS[suffix] == SPREADSHEET:
+        if FORMATS[suffix] == SPREADSHEET:
             entries.extend(_workbook_entries(entry, required=False))
+        elif stem in PASSES:
+            entries.append(SourceFile(stem, entry, FORMATS[suffix]))
     if not entries:
         raise InputError(
             "holds no customers, contacts or onboardings file (CSV, spreadsheet or Parquet).",
