@@ -220,7 +220,7 @@ def test_a_folder_finds_workbooks_named_for_a_pass_and_sheets_of_others(tmp_path
     (folder / "~$customers.xlsx").write_bytes(b"an Excel lock file")
 
     assert discover_sources([folder], {}) == [
-        SourceFile("customers", customers, "spreadsheet"),
+        SourceFile("customers", customers, "spreadsheet", "Sheet1"),
         SourceFile("contacts", other, "spreadsheet", "Contacts"),
     ]
     [record] = read(SourceFile("customers", customers, "spreadsheet")) or [None]  # header only
@@ -238,7 +238,7 @@ def test_a_workbook_named_for_a_pass_still_supplies_the_other_passes_sheets(
 ) -> None:
     book = workbook(tmp_path / "customers.xlsx", {"Companies": [["a"]], "Contacts": [["b"]]})
     expected = [
-        SourceFile("customers", book, "spreadsheet"),
+        SourceFile("customers", book, "spreadsheet", "Companies"),
         SourceFile("contacts", book, "spreadsheet", "Contacts"),
     ]
     assert discover_sources([tmp_path], {}) == expected
@@ -254,15 +254,17 @@ def test_file_hash_sheet_picks_a_sheet(tmp_path: Path) -> None:
     )
 
     assert found == [
-        SourceFile("customers", book, "spreadsheet", "notes"),
-        SourceFile("contacts", plain, "spreadsheet"),
-        SourceFile("onboardings", book, "spreadsheet"),
+        SourceFile("customers", book, "spreadsheet", "Notes"),
+        SourceFile("contacts", plain, "spreadsheet", "First"),
+        SourceFile("onboardings", book, "spreadsheet", "Onboardings"),
     ]
     assert [r.cells for r in read(found[0])] == []
     assert read(found[1]) == []
     assert [r.cells for r in read(found[2])] == [{"customer_external_id": "1", "name": "c"}]
-    with open_source(found[1]) as opened:
+    with open_source(SourceFile("contacts", plain, "spreadsheet")) as opened:
         assert opened.columns == ("a",)  # no sheet named contacts: the first sheet
+    with pytest.raises(InputError, match=r"^book.xlsx: has no sheet 'Nope' \(its sheets: "):
+        discover_sources([], {"customers": Path(f"{book}#Nope")})
 
 
 def test_discovery_errors_for_workbooks(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ import sys
 import tempfile
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import BinaryIO, NoReturn
@@ -62,6 +62,7 @@ from bulk.importing.spreadsheets import (
     SPREADSHEET,
     SPREADSHEET_SUFFIXES,
     SpreadsheetSource,
+    resolve_sheet,
     sheet_names,
 )
 from bulk.settings import PASSES
@@ -188,8 +189,8 @@ def _workbook_entries(path: Path, *, required: bool = True) -> list[SourceFile]:
         if name.lower() in PASSES
     ]
     stem = path.stem.lower()
-    if stem in PASSES and not any(entry.pass_name == stem for entry in entries):
-        entries.append(SourceFile(stem, path, SPREADSHEET))
+    if stem in PASSES and names and not any(entry.pass_name == stem for entry in entries):
+        entries.append(SourceFile(stem, path, SPREADSHEET, names[0]))
     if not entries and required:
         raise InputError(
             f"has no sheet named customers, contacts or onboardings (its sheets: "
@@ -213,7 +214,8 @@ def _where(entry: SourceFile) -> str:
 
 
 def _named_file(pass_name: str, given: Path) -> SourceFile:
-    """`--customers F` (or `F#SHEET`): the file, checked to exist."""
+    """`--customers F` (or `F#SHEET`): the file, checked to exist, and the sheet it names
+    (or the one named for the pass, else the first), so every message names the sheet."""
     path, sheet = split_sheet(given)
     if not path.exists():
         raise InputError("does not exist.", path=path)
@@ -223,7 +225,10 @@ def _named_file(pass_name: str, given: Path) -> SourceFile:
             path=path,
             remedy=f"Name a .csv, .xlsx or .parquet file after --{pass_name}.",
         )
-    return SourceFile(pass_name, path, format_of(path), sheet)
+    named = SourceFile(pass_name, path, format_of(path), sheet)
+    if named.format != SPREADSHEET:
+        return named
+    return replace(named, sheet=resolve_sheet(sheet_names(path), named))
 
 
 def split_sheet(given: Path) -> tuple[Path, str | None]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import fastexcel
@@ -96,8 +97,7 @@ class SpreadsheetSource(Source):
     def __init__(self, source: SourceFile) -> None:
         reader = _workbook(source.path)
         sheet = resolve_sheet(reader.sheet_names, source)
-        source = SourceFile(source.pass_name, source.path, source.format, sheet)
-        shown = source.shown_path
+        shown = replace(source, sheet=sheet).shown_path
         header_index, raw = _header(reader, sheet, shown)
         header = read_header(raw, shown, header_index + 1)
         super().__init__(source, header.names)
