@@ -12,6 +12,7 @@ import pytest
 
 from bulk.errors import InputError
 from bulk.importing import sources
+from bulk.importing.source_types import rows_per_batch
 from bulk.importing.sources import SourceFile, SourceRecord, discover_sources, open_source
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -523,3 +524,22 @@ def test_samples_read_cleanly_and_csv_equals_parquet(pass_name: str, rows: int) 
 
 def _spanned(record: SourceRecord) -> int:
     return sum((value or "").count("\n") for value in record.cells.values())
+
+
+def batch_sizes(path: Path, size: int) -> list[int]:
+    with open_source(SourceFile("customers", path, "csv")) as source:
+        return [len(batch) for batch in source.batches(size)]
+
+
+def test_batches_are_sized_by_bytes_so_wide_rows_come_fewer_at_a_time(tmp_path: Path) -> None:
+    width = 1_000
+    header = ",".join(f"c{n}" for n in range(width))
+    row = ",".join("x" * 20 for _ in range(width))
+    wide = write(tmp_path, "wide.csv", header + "\n" + "\n".join([row] * 600) + "\n")
+    narrow = write(tmp_path, "narrow.csv", "a,b\n" + "1,2\n" * 600)
+
+    wide_sizes = batch_sizes(wide, 500)
+
+    assert sum(wide_sizes) == 600
+    assert max(wide_sizes) <= rows_per_batch(width, len(row) + 1, 500) < 500
+    assert batch_sizes(narrow, 500) == [500, 100]  # narrow rows: the row limit decides
