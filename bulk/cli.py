@@ -427,9 +427,13 @@ def _announce_sandbox(sandbox: Sandbox) -> None:
 
 @main.command("import")
 @click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--customers", type=click.Path(path_type=Path), help="Customers file.")
-@click.option("--contacts", type=click.Path(path_type=Path), help="Contacts file.")
-@click.option("--onboardings", type=click.Path(path_type=Path), help="Onboardings file.")
+@click.option(
+    "--customers", type=click.Path(path_type=Path), help="Customers file (or FILE#SHEET)."
+)
+@click.option("--contacts", type=click.Path(path_type=Path), help="Contacts file (or FILE#SHEET).")
+@click.option(
+    "--onboardings", type=click.Path(path_type=Path), help="Onboardings file (or FILE#SHEET)."
+)
 @click.option(
     "--checkpoint",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -466,7 +470,7 @@ def _announce_sandbox(sandbox: Sandbox) -> None:
 @connection_options
 @reports_errors
 def import_command(sources: tuple[Path, ...], **options: Any) -> None:
-    """Import customers, contacts and onboardings from CSV or Parquet files."""
+    """Import customers, contacts and onboardings from CSV, spreadsheet or Parquet files."""
     from bulk.importing.importer import run_import
     from bulk.progress import ProgressFactory
 

@@ -142,7 +142,7 @@ async def run_import(
 def plan_options(settings: ImportSettings) -> PlanOptions:
     """The few settings that shape the plan."""
     return PlanOptions(
-        settings.mapping, settings.encoding, settings.delimiter, settings.force, settings.passes
+        settings.mapping, settings.encoding, settings.force, settings.passes, settings.delimiter
     )
 
 

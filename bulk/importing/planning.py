@@ -48,11 +48,11 @@ class PlanOptions:
     mapping: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """Field name → column name (`--map FIELD=COLUMN`)."""
     encoding: str | None = None
-    delimiter: str | None = None
-    """CSV delimiter (`--delimiter`); None: detected from the header."""
     force: bool = False
     """Plan done, unchanged rows to be sent again."""
     passes: tuple[str, ...] = PASSES
+    delimiter: str | None = None
+    """CSV delimiter (`--delimiter`); None: detected from the header."""
 
 
 @dataclass
