@@ -128,6 +128,33 @@ def test_a_column_mixing_numbers_and_text_is_text_even_late_in_the_sheet(tmp_pat
     assert [record.line for record in records] == list(range(2, 1502))
 
 
+def test_dates_in_a_column_mixing_dates_and_text_follow_the_rule(tmp_path: Path) -> None:
+    path = workbook(
+        tmp_path / "b.xlsx",
+        {
+            "customers": [
+                ["id", "launch", "plain"],
+                ["1", date(2026, 5, 1), "x"],
+                ["2", "2026-01-02 10:00:00", "y"],  # text that looks like fastexcel's dates
+                ["3", "soon", "z"],
+                ["4", 46143, "w"],
+                ["5", datetime(2026, 5, 1, 9, 30, 15), "v"],
+            ]
+        },
+    )
+
+    records = read(SourceFile("customers", path, "spreadsheet"))
+
+    assert [record.cells["launch"] for record in records] == [
+        "2026-05-01",
+        "2026-01-02 10:00:00",
+        "soon",
+        "46143",
+        "2026-05-01T09:30:15.000Z",
+    ]
+    assert [record.cells["plain"] for record in records] == ["x", "y", "z", "w", "v"]
+
+
 def test_line_numbers_are_the_sheets_even_with_blank_rows_above_the_header(tmp_path: Path) -> None:
     path = workbook(
         tmp_path / "b.xlsx",

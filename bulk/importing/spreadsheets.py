@@ -6,7 +6,10 @@ rows below it. The data load guesses each column's type from all its rows (a gue
 first thousand silently empties a later cell of another type), so a column of numbers stays
 numbers and a column mixing numbers and text is text; typed columns become text by
 `cells.typed_text`'s rule. Spreadsheets have no date type: a date is a datetime at midnight,
-and reads as `YYYY-MM-DD`.
+and reads as `YYYY-MM-DD`. A text column holding date cells (dates typed as text next to real
+ones) is read a third time, as datetimes, for those cells alone.
+
+Cells holding a formula error (`#DIV/0!`) come out of fastexcel as empty cells, typed or not.
 
 Row numbers are the sheet's own: loading with `header_row=None` and no skipped rows starts at
 the sheet's row 1 (calamine's default starts at the first row holding a cell), and blank rows
@@ -21,6 +24,7 @@ handed out in batches.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -150,14 +154,66 @@ def _text_frame(
     for index in header.unnamed:
         if data.select(_holds_text(positions[index])).item():
             raise unnamed_with_values(index, shown, header_index + 1)
+    kept = [positions[index] for index in header.kept]
+    data = _with_dates_of_text_columns(reader, sheet, shown, header_index, data, kept)
     columns = []
-    for index, name in zip(header.kept, header.names, strict=True):
-        dtype = data.schema[positions[index]]
-        text = typed_text(positions[index], dtype, spreadsheet=True)
-        if text is None:  # fastexcel yields no other types; kept for a future one
-            text = pl.col(positions[index]).cast(pl.String)
+    for position, name in zip(kept, header.names, strict=True):
+        text = _cell_text(position, data.schema)
         columns.append(non_empty(text).alias(name))
     return data.select(columns)
+
+
+def _cell_text(position: str, schema: pl.Schema) -> pl.Expr:
+    """A column's cells as text; in a text column, the date cells (see below) by the rule."""
+    text = typed_text(position, schema[position], spreadsheet=True)
+    if text is None:  # fastexcel yields no other types; kept for a future one
+        text = pl.col(position).cast(pl.String)
+    dates = _dates_name(position)
+    if dates in schema:
+        as_date = typed_text(dates, schema[dates], spreadsheet=True)
+        looks_like_one = pl.col(position).str.contains(_FASTEXCEL_DATETIME.pattern)
+        text = pl.when(looks_like_one & pl.col(dates).is_not_null()).then(as_date).otherwise(text)
+    return text
+
+
+_FASTEXCEL_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?$")
+"""How fastexcel writes a date cell in a column it reads as text (one mixing dates and text)."""
+
+
+def _dates_name(position: str) -> str:
+    return f"{position}:dates"
+
+
+def _with_dates_of_text_columns(
+    reader: fastexcel.ExcelReader,
+    sheet: str,
+    shown: Path,
+    header_index: int,
+    data: pl.DataFrame,
+    kept: list[str],
+) -> pl.DataFrame:
+    """A column mixing dates and text is text, its dates written `2026-05-01 00:00:00`: those
+    columns are read again as datetimes, where only the date cells (and numbers, whose text
+    never looks like a date) have a value, so their dates can follow the rule too."""
+    mixed = [
+        position
+        for position in kept
+        if data.schema[position] == pl.String
+        and data.select(pl.col(position).str.contains(_FASTEXCEL_DATETIME.pattern).any()).item()
+    ]
+    if not mixed:
+        return data
+    dates = _load(
+        reader,
+        sheet,
+        shown,
+        skip_rows=header_index + 1,
+        columns=[data.columns.index(position) for position in mixed],
+    )
+    return data.with_columns(
+        dates.get_column(dates.columns[index]).alias(_dates_name(position))
+        for index, position in enumerate(mixed)
+    )
 
 
 def _holds_text(name: str) -> pl.Expr:
@@ -173,9 +229,15 @@ def _load(
     skip_rows: int = 0,
     n_rows: int | None = None,
     as_text: bool = False,
+    columns: list[int] | None = None,
 ) -> pl.DataFrame:
     """Rows of the sheet from its row `skip_rows + 1`, without a header row: positions are the
-    sheet's. As text, or typed by a guess over every row loaded."""
+    sheet's. As text, typed by a guess over every row loaded, or only `columns`, as datetimes."""
+    dtypes: fastexcel.DType | dict[str | int, fastexcel.DType] | None = None
+    if as_text:
+        dtypes = "string"
+    elif columns is not None:
+        dtypes = dict.fromkeys(columns, "datetime")
     try:
         loaded = reader.load_sheet(
             sheet,
@@ -183,7 +245,8 @@ def _load(
             skip_rows=skip_rows or [],  # not None: that would skip the blank rows at the top
             n_rows=n_rows,
             schema_sample_rows=None,
-            dtypes="string" if as_text else None,
+            use_columns=columns,
+            dtypes=dtypes,
         )
         return loaded.to_polars()
     except fastexcel.FastExcelError as error:
