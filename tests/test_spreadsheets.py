@@ -16,7 +16,13 @@ from helpers import KEY, WORKSPACE
 
 from bulk.cli import main
 from bulk.errors import InputError
-from bulk.importing.sources import SourceFile, SourceRecord, discover_sources, open_source
+from bulk.importing.sources import (
+    SourceFile,
+    SourceRecord,
+    discover_sources,
+    open_source,
+    split_sheet,
+)
 from bulk.sandbox import Sandbox
 
 Sheet = Sequence[Sequence[Any] | None]
@@ -292,6 +298,13 @@ def test_file_hash_sheet_picks_a_sheet(tmp_path: Path) -> None:
         assert opened.columns == ("a",)  # no sheet named contacts: the first sheet
     with pytest.raises(InputError, match=r"^book.xlsx: has no sheet 'Nope' \(its sheets: "):
         discover_sources([], {"customers": Path(f"{book}#Nope")})
+
+
+def test_split_sheet() -> None:
+    assert split_sheet(Path("in/book.xlsx#Q1 #2")) == (Path("in/book.xlsx"), "Q1 #2")
+    assert split_sheet(Path("in#1/book.ODS#a")) == (Path("in#1/book.ODS"), "a")
+    assert split_sheet(Path("in#1/customers.csv")) == (Path("in#1/customers.csv"), None)
+    assert split_sheet(Path("book.xlsx#")) == (Path("book.xlsx#"), None)
 
 
 def test_discovery_errors_for_workbooks(tmp_path: Path) -> None:

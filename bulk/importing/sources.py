@@ -233,10 +233,14 @@ def _named_file(pass_name: str, given: Path) -> SourceFile:
 
 def split_sheet(given: Path) -> tuple[Path, str | None]:
     """`book.xlsx#Contacts` → (`book.xlsx`, `Contacts`); any other path as it is."""
-    base, hash_sign, sheet = str(given).rpartition("#")
-    workbook = Path(base).suffix.lower() in SPREADSHEET_SUFFIXES
-    if hash_sign and sheet and workbook and not given.exists():
-        return Path(base), sheet
+    text = str(given)
+    if given.exists():
+        return given, None
+    # the first `#` after a workbook's name: a sheet's name may hold a `#` too
+    for index in [position for position, char in enumerate(text) if char == "#"]:
+        base, sheet = Path(text[:index]), text[index + 1 :]
+        if sheet and base.suffix.lower() in SPREADSHEET_SUFFIXES:
+            return base, sheet
     return given, None
 
 
