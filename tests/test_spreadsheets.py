@@ -16,6 +16,7 @@ from helpers import KEY, WORKSPACE
 
 from bulk.cli import main
 from bulk.errors import InputError
+from bulk.importing.planning import PlanOptions, fingerprint, open_sources
 from bulk.importing.sources import (
     SourceFile,
     SourceRecord,
@@ -472,3 +473,22 @@ def test_a_three_sheet_workbook_imports_exactly_in_one_command(
 
     assert again.exit_code == 0, again.output
     assert threaded_sandbox.stats.writes == 6  # the second run sends nothing
+
+
+def test_the_plan_fingerprint_knows_the_sheet_and_the_delimiter(tmp_path: Path) -> None:
+    customers = [["external_id", "name"], ["1", "a"]]
+    book = workbook(tmp_path / "book.xlsx", {"Old": customers, "New": customers})
+    csv_file = tmp_path / "customers.csv"
+    csv_file.write_text("external_id;name\n1;a\n")
+
+    def fingerprint_of(source: SourceFile, options: PlanOptions) -> str:
+        opened = open_sources([source], options)
+        return fingerprint(opened, options)
+
+    plain = PlanOptions()
+    assert fingerprint_of(SourceFile("customers", book, "spreadsheet", "Old"), plain) != (
+        fingerprint_of(SourceFile("customers", book, "spreadsheet", "New"), plain)
+    )
+    detected = fingerprint_of(SourceFile("customers", csv_file, "csv"), plain)
+    told = fingerprint_of(SourceFile("customers", csv_file, "csv"), PlanOptions(delimiter=";"))
+    assert detected != told
