@@ -428,9 +428,13 @@ def _announce_sandbox(sandbox: Sandbox) -> None:
 
 @main.command("import")
 @click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--customers", type=click.Path(path_type=Path), help="Customers file.")
-@click.option("--contacts", type=click.Path(path_type=Path), help="Contacts file.")
-@click.option("--onboardings", type=click.Path(path_type=Path), help="Onboardings file.")
+@click.option(
+    "--customers", type=click.Path(path_type=Path), help="Customers file (or FILE#SHEET)."
+)
+@click.option("--contacts", type=click.Path(path_type=Path), help="Contacts file (or FILE#SHEET).")
+@click.option(
+    "--onboardings", type=click.Path(path_type=Path), help="Onboardings file (or FILE#SHEET)."
+)
 @click.option(
     "--checkpoint",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -462,13 +466,17 @@ def _announce_sandbox(sandbox: Sandbox) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="TOML file of maps, one table per pass; --map overrides it.",
 )
-@click.option("--encoding", help="Source encoding when not UTF-8, e.g. latin-1.")
+@click.option("--encoding", help="Source encoding when not UTF-8, e.g. cp1252.")
+@click.option(
+    "--delimiter",
+    help="CSV delimiter: one character, or tab (default: detected from the header).",
+)
 @click.option("--force", is_flag=True, help="Re-send rows already done and unchanged.")
 @output_options
 @connection_options
 @reports_errors
 def import_command(sources: tuple[Path, ...], **options: Any) -> None:
-    """Import customers, contacts and onboardings from CSV or Parquet files."""
+    """Import customers, contacts and onboardings from CSV, spreadsheet or Parquet files."""
     from bulk.importing.importer import run_import
     from bulk.progress import ProgressFactory
 
@@ -485,6 +493,7 @@ def import_command(sources: tuple[Path, ...], **options: Any) -> None:
         folders=sources,
         files=files,
         passes=_passes(options.pop("passes")),
+        delimiter=_delimiter(options.pop("delimiter")),
         **options,
     )
     outcome = asyncio.run(run_import(settings, ProgressFactory(quiet=settings.quiet)))
@@ -516,6 +525,12 @@ def _passes(text: str) -> tuple[str, ...]:
             f"Unknown pass {', '.join(unknown) or text!r}.", f"Choose from {', '.join(PASSES)}."
         )
     return tuple(name for name in PASSES if name in chosen)
+
+
+def _delimiter(text: str | None) -> str | None:
+    from bulk.importing.csv_dialect import parse_delimiter
+
+    return None if text is None else parse_delimiter(text)
 
 
 @main.command("export")

@@ -133,6 +133,8 @@ class ImportSettings:
     map_file: Path | None = None
     """`--map-file FILE.toml`: one table of maps per pass."""
     encoding: str | None = None
+    delimiter: str | None = None
+    """CSV delimiter (`--delimiter`); None: detected from each file's header."""
     dry_run: bool = False
     strict: bool = False
     force: bool = False

@@ -60,7 +60,7 @@ BAD_FILES = [
     pytest.param(
         lambda tmp: write(tmp / "customers.csv", b"external_id,name\n1,Acme\n2,Caf\xe9\n"),
         "Error: customers.csv line 3: is not valid UTF-8 (byte 0xE9). "
-        "Pass --encoding latin-1 (or the file's encoding).",
+        "Pass --encoding cp1252 (what Excel writes on Windows), or the file's encoding.",
         id="undecodable bytes",
     ),
     pytest.param(

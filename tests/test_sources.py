@@ -12,6 +12,7 @@ import pytest
 
 from bulk.errors import InputError
 from bulk.importing import sources
+from bulk.importing.source_types import rows_per_batch
 from bulk.importing.sources import SourceFile, SourceRecord, discover_sources, open_source
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -98,16 +99,17 @@ def test_discover_errors(tmp_path: Path) -> None:
     assert message([tmp_path / "missing"]) == "missing: does not exist."
     assert message([], {"contacts": tmp_path / "gone.csv"}) == "gone.csv: does not exist."
     assert message([], {"contacts": tmp_path / "a"}) == (
-        "a: is a folder, not a file. Name a .csv or .parquet file after --contacts."
+        "a: is a folder, not a file. Name a .csv, .xlsx or .parquet file after --contacts."
     )
     assert message([plain]) == (
-        "customers.csv: is not a folder. Name a folder, or pass a file with --customers, "
+        "customers.csv: is not a folder or a workbook. Name a folder, or pass a file with "
+        "--customers, "
         "--contacts or --onboardings."
     )
     no_sources = (
-        "holds no customers, contacts or onboardings file (.csv or .parquet). Name the files "
-        "customers.csv, contacts.csv, onboardings.csv (or .parquet), or pass them with "
-        "--customers, --contacts or --onboardings."
+        "holds no customers, contacts or onboardings file (CSV, spreadsheet or Parquet). Name "
+        "the files customers.csv, contacts.csv, onboardings.csv (or .xlsx, .parquet), name a "
+        "workbook's sheets so, or pass the files with --customers, --contacts or --onboardings."
     )
     assert message([tmp_path / "nothing"]) == f"nothing: {no_sources}"
     assert message([tmp_path / "nested"]) == f"nested: {no_sources}"
@@ -264,17 +266,17 @@ def test_csv_bom_stays_out_of_the_first_name(tmp_path: Path) -> None:
         (
             b"a,b\n1,2\nCaf\xe9,3\n",
             "c.csv line 3: is not valid UTF-8 (byte 0xE9). "
-            "Pass --encoding latin-1 (or the file's encoding).",
+            "Pass --encoding cp1252 (what Excel writes on Windows), or the file's encoding.",
         ),
         (
             b'a,b\n1,"two\nlines"\n3,\xc3\n',  # a truncated sequence at the very end
             "c.csv line 4: is not valid UTF-8 (byte 0xC3). "
-            "Pass --encoding latin-1 (or the file's encoding).",
+            "Pass --encoding cp1252 (what Excel writes on Windows), or the file's encoding.",
         ),
         (
             b"a\n\xe2\x82",  # cut inside the last character
             "c.csv line 2: is not valid UTF-8 (byte 0xE2). "
-            "Pass --encoding latin-1 (or the file's encoding).",
+            "Pass --encoding cp1252 (what Excel writes on Windows), or the file's encoding.",
         ),
         (
             b"a,a,b\n1,2,3\n",
@@ -282,13 +284,9 @@ def test_csv_bom_stays_out_of_the_first_name(tmp_path: Path) -> None:
             "Rename or delete one of them.",
         ),
         (
-            b"external_id, name\n1,2\n",
-            "c.csv line 1, column ' name': column name ' name' has spaces around it. "
-            "Rename it 'name'.",
-        ),
-        (
-            b"a,b,\n1,2,\n",
-            "c.csv line 1: column 3 of the header has no name. Name it, or delete the column.",
+            b"a,b,\n1,2,3\n",
+            "c.csv line 1: column 3 of the header has no name, but holds values. "
+            "Name it, or delete the column.",
         ),
         (
             b"a,b\n1,2\n3,4\n5,6,7\n",
@@ -371,7 +369,7 @@ def test_csv_encoding_errors(tmp_path: Path) -> None:
     )
     assert error_of(path, encoding="ascii") == (
         "c.csv line 3: is not valid ascii (byte 0xE9). "
-        "Pass --encoding latin-1 (or the file's encoding)."
+        "Pass --encoding cp1252 (what Excel writes on Windows), or the file's encoding."
     )
 
 
@@ -485,11 +483,14 @@ def test_parquet_bad_files(tmp_path: Path) -> None:
     )
 
 
-def test_parquet_duplicate_like_names_are_checked(tmp_path: Path) -> None:
+def test_parquet_names_are_trimmed_and_duplicates_checked(tmp_path: Path) -> None:
     path = tmp_path / "p.parquet"
-    pl.DataFrame({"name ": ["a"]}).write_parquet(path)
+    pl.DataFrame({" name ": ["a"], "": [None]}).write_parquet(path)
+    assert [record.cells for record in read(path)] == [{"name": "a"}]
+    pl.DataFrame({"name ": ["a"], "name": ["b"]}).write_parquet(path)
     assert error_of(path) == (
-        "p.parquet, column 'name ': column name 'name ' has spaces around it. Rename it 'name'."
+        "p.parquet, column 'name': column 'name' appears twice in the header. "
+        "Rename or delete one of them."
     )
 
 
@@ -523,3 +524,22 @@ def test_samples_read_cleanly_and_csv_equals_parquet(pass_name: str, rows: int) 
 
 def _spanned(record: SourceRecord) -> int:
     return sum((value or "").count("\n") for value in record.cells.values())
+
+
+def batch_sizes(path: Path, size: int) -> list[int]:
+    with open_source(SourceFile("customers", path, "csv")) as source:
+        return [len(batch) for batch in source.batches(size)]
+
+
+def test_batches_are_sized_by_bytes_so_wide_rows_come_fewer_at_a_time(tmp_path: Path) -> None:
+    width = 1_000
+    header = ",".join(f"c{n}" for n in range(width))
+    row = ",".join("x" * 20 for _ in range(width))
+    wide = write(tmp_path, "wide.csv", header + "\n" + "\n".join([row] * 600) + "\n")
+    narrow = write(tmp_path, "narrow.csv", "a,b\n" + "1,2\n" * 600)
+
+    wide_sizes = batch_sizes(wide, 500)
+
+    assert sum(wide_sizes) == 600
+    assert max(wide_sizes) <= rows_per_batch(width, len(row) + 1, 500) < 500
+    assert batch_sizes(narrow, 500) == [500, 100]  # narrow rows: the row limit decides

@@ -9,6 +9,9 @@ cannot be mapped to exactly one API value is a `CellError` with the API's own er
 sentence naming the column and the value.
 
 A parser is built once per field and column (`cell_parser`), so the per-cell work is one call.
+
+Typed sources (Parquet columns, spreadsheet cells) are first turned into that text by one rule,
+`typed_text`, so a typed cell means what the same text would mean in a CSV file.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
+import polars as pl
+
 from bulk.schema import (
     SLUG_PATTERN,
+    TIMESTAMP_FORMAT,
     Field,
     Kind,
     format_timestamp,
@@ -31,7 +37,10 @@ _TRUE: Final = frozenset({"true", "yes", "1"})
 _FALSE: Final = frozenset({"false", "no", "0"})
 _INTEGER = re.compile(r"-?[0-9]+")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _SHOWN_LENGTH = 60
+_SPREADSHEET_DAY_ZERO = date(1899, 12, 31)
+"""Serial day 0 of Excel's calendar: a cell holding only a time of day is on it."""
 
 
 class CellError(Exception):
@@ -147,6 +156,14 @@ def _datetime(field: Field, column: str) -> Parser:
                 moment = parse_timestamp(text, assume_utc=True)
             return format_timestamp(moment)
         except (ValueError, OverflowError):
+            if _NUMBER.fullmatch(text):
+                raise CellError(
+                    column,
+                    "invalid_string",
+                    f"{column} {show(value)} is a number, not a date: a spreadsheet stores a date "
+                    "as a number when its cell has no date format; format the column as a date "
+                    "(or write the dates as 2026-03-15)",
+                ) from None
             raise CellError(
                 column,
                 "invalid_string",
@@ -271,3 +288,76 @@ _PARSERS: Final[dict[Kind, Callable[[Field, str], Parser | None]]] = {
     Kind.JSON_OBJECT: _json_object,
 }
 """How a cell becomes a value of each kind (`Kind.REFERENCE`, the parent, is not a cell field)."""
+
+
+# -- typed cells ---------------------------------------------------------------------------
+
+
+def typed_text(name: str, dtype: pl.DataType, *, spreadsheet: bool = False) -> pl.Expr | None:
+    """Column `name` of type `dtype` as text cells by SPEC's one rule; None for a type no text
+    can stand for (the caller names the file and column).
+
+    Integers and whole floats without a decimal point (`123`, not `123.0`), other floats in
+    shortest round-trip form, booleans `true`/`false`, dates `YYYY-MM-DD`, datetimes ISO 8601
+    (UTC when naive), lists of strings as JSON arrays. `spreadsheet` is for spreadsheet cells,
+    which have no date or time type: a date there is a datetime at midnight and reads as the
+    date, a time of day is a datetime on day 0 (1899-12-31) and reads as `HH:MM:SS`.
+    """
+    column = pl.col(name)
+    text: pl.Expr
+    if (
+        dtype == pl.String
+        or dtype.is_integer()
+        or isinstance(dtype, pl.Categorical | pl.Enum | pl.Decimal)
+    ):
+        text = column.cast(pl.String)
+    elif dtype.is_float():
+        text = _float_text(column)
+    elif dtype == pl.Boolean:
+        text = pl.when(column).then(pl.lit("true")).otherwise(pl.lit("false"))
+        text = pl.when(column.is_null()).then(None).otherwise(text)
+    elif isinstance(dtype, pl.Datetime):
+        utc = column.dt.convert_time_zone("UTC") if dtype.time_zone else column
+        text = utc.dt.strftime(TIMESTAMP_FORMAT)
+        if spreadsheet:
+            text = (
+                pl.when(utc.dt.date() == _SPREADSHEET_DAY_ZERO)
+                .then(utc.dt.strftime("%H:%M:%S"))
+                .when(utc.dt.time() == datetime.min.time())
+                .then(utc.dt.strftime("%Y-%m-%d"))
+                .otherwise(text)
+            )
+    elif dtype == pl.Date:
+        text = column.dt.strftime("%Y-%m-%d")
+    elif isinstance(dtype, pl.Duration):
+        text = _duration_text(column)
+    elif isinstance(dtype, pl.List) and dtype.inner in (pl.String, pl.Null):
+        encoded = pl.struct(column.alias("v")).struct.json_encode()
+        text = encoded.str.strip_prefix('{"v":').str.strip_suffix("}")
+        text = pl.when(column.is_null()).then(None).otherwise(text)
+    elif dtype == pl.Null:
+        text = pl.lit(None, dtype=pl.String)
+    else:
+        return None
+    return text.cast(pl.String)
+
+
+def _float_text(column: pl.Expr) -> pl.Expr:
+    """Whole numbers without `.0` (exactly, below 2**53), others as polars writes them:
+    the shortest text that reads back as the same float. NaN is no value."""
+    integral = column.is_finite() & (column == column.floor()) & (column.abs() < 2.0**53)
+    return (
+        pl.when(column.is_nan())
+        .then(None)
+        .when(integral)
+        .then(column.cast(pl.Int64, strict=False).cast(pl.String))
+        .otherwise(column.cast(pl.String))
+    )
+
+
+def _duration_text(column: pl.Expr) -> pl.Expr:
+    """A time of day or a duration (a spreadsheet's `9:30`) as `HH:MM:SS`."""
+    seconds = column.dt.total_seconds(fractional=False)
+    parts = [seconds // 3600, seconds // 60 % 60, seconds % 60]
+    padded = [part.cast(pl.String).str.zfill(2) for part in parts]
+    return pl.format("{}:{}:{}", *padded)

@@ -76,7 +76,8 @@ def errors_file_passes(path: Path) -> tuple[str, ...]:
 
 def open_errors_file(source: SourceFile, *, encoding: str | None = None) -> Source:
     """The rows of `source.pass_name` in the errors file `source.path`, under its own columns."""
-    rows = open_source(SourceFile(source.pass_name, source.path, "csv"), encoding=encoding)
+    whole = SourceFile(source.pass_name, source.path, "csv")
+    rows = open_source(whole, encoding=encoding, delimiter=_delimiter(source.path))
     try:
         columns = _own_columns(source.pass_name, rows)
     except BaseException:

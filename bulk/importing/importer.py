@@ -141,7 +141,9 @@ async def run_import(
 def plan_options(settings: ImportSettings) -> PlanOptions:
     """The few settings that shape the plan."""
     mapping = load_mapping(settings.maps, settings.map_file)
-    return PlanOptions(mapping, settings.encoding, settings.force, settings.passes)
+    return PlanOptions(
+        mapping, settings.encoding, settings.force, settings.passes, settings.delimiter
+    )
 
 
 def _outputs(settings: ImportSettings, in_memory: bool) -> list[tuple[str, Path]]:

@@ -57,6 +57,8 @@ class PlanOptions:
     force: bool = False
     """Plan done, unchanged rows to be sent again."""
     passes: tuple[str, ...] = PASSES
+    delimiter: str | None = None
+    """CSV delimiter (`--delimiter`); None: detected from the header."""
 
 
 @dataclass
@@ -84,8 +86,8 @@ def open_sources(files: Sequence[SourceFile], options: PlanOptions) -> list[Open
     for file in sorted(files, key=lambda f: pass_order(f.pass_name)):
         if file.pass_name not in options.passes:
             continue
-        source = open_source(file, encoding=options.encoding)
-        planner = RowPlanner(file.pass_name, source.columns, options.mapping, path=file.path)
+        source = open_source(file, encoding=options.encoding, delimiter=options.delimiter)
+        planner = RowPlanner(file.pass_name, source.columns, options.mapping, path=file.shown_path)
         _check_list_columns(source, planner)
         opened.append(OpenSource(file, source, planner))
     return opened
@@ -103,7 +105,7 @@ def _check_list_columns(source: Source, planner: RowPlanner) -> None:
         if feeds.get(column) not in LIST_FIELDS:
             raise InputError(
                 f"has type {dtype}, a list; only tags and labels can hold lists.",
-                path=source.path,
+                path=source.shown_path,
                 column=column,
                 remedy="Make the column text, or map it to tags or labels with --map.",
             )
@@ -112,11 +114,13 @@ def _check_list_columns(source: Source, planner: RowPlanner) -> None:
 def fingerprint(sources: Sequence[OpenSource], options: PlanOptions) -> str:
     """Changes whenever a source file or an option that shapes the plan changes."""
     parts: list[Any] = [options.mapping.canonical(), options.encoding, options.force]
+    if options.delimiter is not None:  # absent before --delimiter: old fingerprints still match
+        parts.append(options.delimiter)
     for opened in sources:
-        stat = opened.file.path.stat()
-        parts.append(
-            [opened.file.pass_name, str(opened.file.path.resolve()), stat.st_size, stat.st_mtime_ns]
-        )
+        file = opened.file
+        stat = file.path.stat()
+        where = str(file.path.resolve()) + (f"#{file.sheet}" if file.sheet else "")
+        parts.append([file.pass_name, where, stat.st_size, stat.st_mtime_ns])
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
@@ -139,6 +143,7 @@ def plan_import(
     checkpoint.forget_invalid([opened.file.pass_name for opened in sources])
     customers = _SourceCustomers()
     for opened in sources:
+        outcome.warnings.extend(opened.source.warnings)
         if opened.planner.warning is not None:
             outcome.warnings.append(opened.planner.warning)
         planner = _PassPlanner(checkpoint, run, opened, options.force, customers, check)
@@ -282,7 +287,7 @@ class _PassPlanner:
                     "pass": self.pass_name,
                     "key": row.key,
                     "line": row.line,
-                    "source": self.opened.file.path.name,
+                    "source": self.opened.file.label,
                     "run": self.run.id,
                     "state": state,
                     "action": action,
@@ -433,7 +438,7 @@ class _PassPlanner:
         return InvalidRow(
             pass_name=self.pass_name,
             line=problem.line,
-            source=self.opened.file.path.name,
+            source=self.opened.file.label,
             key=key,
             column=problem.column,
             code=CODE_SEPARATOR.join(issue.code for issue in issues),

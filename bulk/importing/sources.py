@@ -1,15 +1,21 @@
-"""Finding and reading source files: CSV or Parquet in, records of text cells out.
+"""Finding and reading source files: CSV, spreadsheets or Parquet in, records of text cells out.
 
 Every cell comes out as a string or None (an empty cell): no type inference, so `00123` stays
-`00123`; typing the cells is `bulk.importing.cells`' job. Records carry the line they start on
-in the source file, which is what the errors file and every message report.
+`00123`; typed cells (Parquet, spreadsheets) become text by `cells.typed_text`'s one rule, and
+typing the cells for the API is `bulk.importing.cells`' job. Records carry the line they start on
+in the source file, which is what the errors file and every message report. Header names are
+trimmed, and unnamed columns that are empty in every row (what spreadsheets leave behind) are
+dropped.
 
 Reading is streamed in batches with polars (`scan_*().collect_batches()`), so memory is bounded
-by the batch size, not by the file. Polars is strict about what it accepts, so a CSV file is
+by the batch size, not by the file; batches are sized by bytes (`rows_per_batch`). Spreadsheets
+are `bulk.importing.spreadsheets`' job. Polars is strict about what it accepts, so a CSV file is
 checked before it is handed over:
 
 - one pass over the bytes rejects binary files and invalid UTF-8 (with the line of the first bad
-  byte), and notes whether any quote character occurs at all;
+  byte), notes whether any quote character occurs at all, and finds C1 control characters
+  (text decoded with the wrong codec, see `csv_dialect`);
+- the delimiter is detected from the header line (`csv_dialect`) unless `--delimiter` gives it;
 - the header line is parsed with the stdlib `csv` module, because polars renames duplicate
   names silently and keeps spaces around them;
 - with `--encoding NAME` the file is first transcoded to a temporary UTF-8 file, streaming.
@@ -29,48 +35,62 @@ import os
 import sys
 import tempfile
 import weakref
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from types import TracebackType
 from typing import BinaryIO, NoReturn
 
 import polars as pl
 
 from bulk.errors import InputError
-from bulk.schema import TIMESTAMP_FORMAT
+from bulk.importing.cells import typed_text
+from bulk.importing.csv_dialect import C1_CONTROLS_UTF8, c1_warning, detect_delimiter, read_start
+from bulk.importing.source_types import (
+    DEFAULT_BATCH_SIZE,
+    Header,
+    Source,
+    SourceFile,
+    SourceRecord,
+    non_empty,
+    read_header,
+    records_of,
+    rows_per_batch,
+    unnamed_with_values,
+)
+from bulk.importing.spreadsheets import (
+    SPREADSHEET,
+    SPREADSHEET_SUFFIXES,
+    SpreadsheetSource,
+    resolve_sheet,
+    sheet_names,
+)
 from bulk.settings import PASSES
 
-FORMATS = {".csv": "csv", ".parquet": "parquet"}
-DEFAULT_BATCH_SIZE = 50_000
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "FORMATS",
+    "Source",
+    "SourceFile",
+    "SourceRecord",
+    "discover_sources",
+    "open_source",
+    "source_entries",
+]
+
+FORMATS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".parquet": "parquet",
+    **dict.fromkeys(SPREADSHEET_SUFFIXES, SPREADSHEET),
+}
 
 _SCAN_CHUNK = 4 * 1024 * 1024
 _PARQUET_MAGIC = b"PAR1"
 _UTF8_NAMES = frozenset({"utf-8", "utf-8-sig"})
-_ENCODING_REMEDY = "Pass --encoding latin-1 (or the file's encoding)."
+_ENCODING_REMEDY = "Pass --encoding cp1252 (what Excel writes on Windows), or the file's encoding."
 _BINARY_REMEDY = "Export it from the spreadsheet as CSV (UTF-8), or pass a .parquet file."
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    """One input file and the pass that reads it."""
-
-    pass_name: str
-    path: Path
-    format: str
-    """"csv", "parquet" or "errors" (one pass's rows of an errors file)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
-    """One data row: the line it starts on and its cells under the file's own column names."""
-
-    line: int
-    """CSV: the physical line the record starts on (the header is line 1). Parquet: the 1-based
-    row number + 1, so the first data row is 2 in both formats."""
-    cells: dict[str, str | None]
 
 
 # -- discovery -------------------------------------------------------------------------------
@@ -79,157 +99,186 @@ class SourceRecord:
 def discover_sources(folders: Sequence[Path], files: Mapping[str, Path]) -> list[SourceFile]:
     """The source files to import, in pass order.
 
-    Each folder may hold `customers`, `contacts` and `onboardings` files (`.csv` or `.parquet`,
-    any letter case); other files and subfolders are ignored. `files` (from `--customers F` and
-    friends) override what the folders hold for their pass.
+    `folders` are the SOURCE arguments: folders and workbooks (see `source_entries`). `files`
+    (from `--customers F` and friends, `F#SHEET` for a sheet) override what they hold for their
+    pass.
     """
     for pass_name in files:
         if pass_name not in PASSES:
             raise ValueError(f"unknown pass {pass_name!r}")
-    found: dict[str, Path] = {}
+    found: dict[str, SourceFile] = {}
     for folder in folders:
         label = folder if folder.name else folder.resolve()
-        for pass_name, paths in _sources_in(folder, label).items():
+        for pass_name, entries in _by_pass(source_entries(folder, label)).items():
             if pass_name in files:
                 continue
-            if len(paths) > 1:
+            if len(entries) > 1:
                 raise InputError(
-                    f"holds two {pass_name} files, {paths[0].name} and {paths[1].name}.",
+                    f"holds two {pass_name} files, {entries[0].label} and {entries[1].label}.",
                     path=label,
                     remedy=f"Keep one of them, or name the one to use with --{pass_name}.",
                 )
             if pass_name in found:
                 raise InputError(
-                    f"{pass_name} is given twice: {found[pass_name]} and {paths[0]}.",
+                    f"{pass_name} is given twice: {_where(found[pass_name])} and "
+                    f"{_where(entries[0])}.",
                     remedy=f"Keep one of them, or name the one to use with --{pass_name}.",
                 )
-            found[pass_name] = paths[0]
+            found[pass_name] = entries[0]
     for pass_name, path in files.items():
-        if not path.exists():
-            raise InputError("does not exist.", path=path)
-        if path.is_dir():
-            raise InputError(
-                "is a folder, not a file.",
-                path=path,
-                remedy=f"Name a .csv or .parquet file after --{pass_name}.",
-            )
-        found[pass_name] = path
+        found[pass_name] = _named_file(pass_name, path)
     if not found:
         raise InputError(
             "No source files given.",
             remedy="Name a folder holding customers, contacts or onboardings files, "
             "or pass --customers, --contacts or --onboardings.",
         )
-    return [
-        SourceFile(pass_name, found[pass_name], _format_of(found[pass_name]))
-        for pass_name in PASSES
-        if pass_name in found
-    ]
+    return [found[pass_name] for pass_name in PASSES if pass_name in found]
 
 
-def _sources_in(source: Path, label: Path) -> dict[str, list[Path]]:
-    """A SOURCE's files by pass: an errors file's passes (routed by `_pass`), or a folder's."""
-    from bulk.importing.errors_input import errors_file_passes, is_errors_file
+def source_entries(source: Path, label: Path | None = None) -> list[SourceFile]:
+    """What one SOURCE argument supplies, a `SourceFile` per (pass, file, sheet).
+
+    A folder: its `customers`, `contacts` and `onboardings` files (any supported extension and
+    letter case), and what each workbook in it supplies. A workbook: its sheets named for a
+    pass; one named for a pass itself (`customers.xlsx`) supplies that pass from its first
+    sheet when no sheet has the pass's name. Several entries for one pass are the caller's
+    error to report.
+    """
+    label = label or source
+    if not source.exists():
+        raise InputError("does not exist.", path=label)
+    if source.is_dir():
+        return _folder_entries(source, label)
+    if source.suffix.lower() in SPREADSHEET_SUFFIXES:
+        return _workbook_entries(source)
+    fed_back = _errors_file_entries(source, label)
+    if fed_back is not None:
+        return fed_back
+    raise InputError(
+        "is not a folder or a workbook.",
+        path=label,
+        remedy="Name a folder, or pass a file with --customers, --contacts or --onboardings.",
+    )
+
+
+def _folder_entries(folder: Path, label: Path) -> list[SourceFile]:
+    entries: list[SourceFile] = []
+    for entry in sorted(folder.iterdir()):
+        stem, suffix = entry.stem.lower(), entry.suffix.lower()
+        if suffix not in FORMATS or entry.name.startswith(("~$", ".")) or not entry.is_file():
+            continue  # `~$book.xlsx` is the lock file Excel leaves next to an open workbook
+        if FORMATS[suffix] == SPREADSHEET:
+            entries.extend(_workbook_entries(entry, required=False))
+        elif stem in PASSES:
+            entries.append(SourceFile(stem, entry, FORMATS[suffix]))
+    if not entries:
+        raise InputError(
+            "holds no customers, contacts or onboardings file (CSV, spreadsheet or Parquet).",
+            path=label,
+            remedy="Name the files customers.csv, contacts.csv, onboardings.csv (or .xlsx, "
+            ".parquet), name a workbook's sheets so, or pass the files with --customers, "
+            "--contacts or --onboardings.",
+        )
+    return entries
+
+
+def _errors_file_entries(source: Path, label: Path) -> list[SourceFile] | None:
+    """An errors file's passes, each reading only its own rows (routed by `_pass`); None for a
+    file that is not one."""
+    from bulk.importing.errors_input import FORMAT, errors_file_passes, is_errors_file
 
     if not is_errors_file(source):
-        return _folder_sources(source, label)
+        return None
     passes = errors_file_passes(source)
     if not passes:
         raise InputError("is an errors file without rows: there is nothing to import.", path=label)
-    return {pass_name: [source] for pass_name in passes}
+    return [SourceFile(pass_name, source, FORMAT) for pass_name in passes]
 
 
-def _folder_sources(folder: Path, label: Path) -> dict[str, list[Path]]:
-    """The folder's source files by pass (more than one for a pass is the caller's error)."""
-    if not folder.exists():
-        raise InputError("does not exist.", path=label)
-    if not folder.is_dir():
+def _workbook_entries(path: Path, *, required: bool = True) -> list[SourceFile]:
+    """A workbook's sheets named for a pass; one named for a pass itself uses its first sheet."""
+    names = sheet_names(path)
+    entries = [
+        SourceFile(name.lower(), path, SPREADSHEET, name)
+        for name in names
+        if name.lower() in PASSES
+    ]
+    stem = path.stem.lower()
+    if stem in PASSES and names and not any(entry.pass_name == stem for entry in entries):
+        entries.append(SourceFile(stem, path, SPREADSHEET, names[0]))
+    if not entries and required:
         raise InputError(
-            "is not a folder.",
-            path=label,
-            remedy="Name a folder, or pass a file with --customers, --contacts or --onboardings.",
+            f"has no sheet named customers, contacts or onboardings (its sheets: "
+            f"{', '.join(names) or 'none'}).",
+            path=path,
+            remedy="Rename the sheets, or pick one with --customers FILE#SHEET (and "
+            "--contacts, --onboardings).",
         )
-    sources: dict[str, list[Path]] = {}
-    for entry in sorted(folder.iterdir()):
-        stem, suffix = entry.stem.lower(), entry.suffix.lower()
-        if stem in PASSES and suffix in FORMATS and entry.is_file():
-            sources.setdefault(stem, []).append(entry)
-    if not sources:
+    return entries
+
+
+def _by_pass(entries: Iterable[SourceFile]) -> dict[str, list[SourceFile]]:
+    grouped: dict[str, list[SourceFile]] = {}
+    for entry in entries:
+        grouped.setdefault(entry.pass_name, []).append(entry)
+    return grouped
+
+
+def _where(entry: SourceFile) -> str:
+    return str(entry.path) + (f"#{entry.sheet}" if entry.sheet else "")
+
+
+def _named_file(pass_name: str, given: Path) -> SourceFile:
+    """`--customers F` (or `F#SHEET`): the file, checked to exist, and the sheet it names
+    (or the one named for the pass, else the first), so every message names the sheet."""
+    path, sheet = split_sheet(given)
+    if not path.exists():
+        raise InputError("does not exist.", path=path)
+    if path.is_dir():
         raise InputError(
-            "holds no customers, contacts or onboardings file (.csv or .parquet).",
-            path=label,
-            remedy="Name the files customers.csv, contacts.csv, onboardings.csv "
-            "(or .parquet), or pass them with --customers, --contacts or --onboardings.",
+            "is a folder, not a file.",
+            path=path,
+            remedy=f"Name a .csv, .xlsx or .parquet file after --{pass_name}.",
         )
-    return sources
+    named = SourceFile(pass_name, path, format_of(path), sheet)
+    if named.format != SPREADSHEET:
+        return named
+    return replace(named, sheet=resolve_sheet(sheet_names(path), named))
 
 
-def _format_of(path: Path) -> str:
+def split_sheet(given: Path) -> tuple[Path, str | None]:
+    """`book.xlsx#Contacts` → (`book.xlsx`, `Contacts`); any other path as it is."""
+    text = str(given)
+    if given.exists():
+        return given, None
+    # the first `#` after a workbook's name: a sheet's name may hold a `#` too
+    for index in [position for position, char in enumerate(text) if char == "#"]:
+        base, sheet = Path(text[:index]), text[index + 1 :]
+        if sheet and base.suffix.lower() in SPREADSHEET_SUFFIXES:
+            return base, sheet
+    return given, None
+
+
+def format_of(path: Path) -> str:
     from bulk.importing.errors_input import FORMAT, is_errors_file
 
     if is_errors_file(path):
         return FORMAT  # given for one pass: that pass's rows only
-    return "parquet" if path.suffix.lower() == ".parquet" else "csv"
+    return FORMATS.get(path.suffix.lower(), "csv")
 
 
 # -- reading ---------------------------------------------------------------------------------
 
 
-class Source(ABC):
-    """An opened source file: its header, its size, and its records in batches.
-
-    Close it (or use it as a context manager) to delete the temporary file a transcoded CSV
-    leaves behind; a forgotten one is deleted when the object is collected.
-    """
-
-    def __init__(self, source: SourceFile, columns: tuple[str, ...]) -> None:
-        self.source = source
-        self.columns = columns
-        self.list_columns: dict[str, str] = {}
-        """Columns whose cells are lists (typed sources), and their type: only `tags` and
-        `labels` may hold lists, which the planner checks once it knows the mapping."""
-        self._row_count: int | None = None
-
-    @property
-    def path(self) -> Path:
-        return self.source.path
-
-    def row_count(self) -> int:
-        """How many records `batches` yields (a full, fast polars scan; cached)."""
-        if self._row_count is None:
-            self._row_count = self._count_rows()
-        return self._row_count
-
-    @abstractmethod
-    def _count_rows(self) -> int: ...
-
-    @abstractmethod
-    def batches(self, size: int = DEFAULT_BATCH_SIZE) -> Iterator[list[SourceRecord]]:
-        """The records in file order, `size` at a time (about: polars decides the chunks).
-
-        Records whose cells are all empty (blank lines, `,,,`) are skipped.
-        """
-
-    def close(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
-        """Release what the source holds (nothing, unless the CSV was transcoded)."""
-
-    def __enter__(self) -> Source:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-def open_source(source: SourceFile, *, encoding: str | None = None) -> Source:
+def open_source(
+    source: SourceFile, *, encoding: str | None = None, delimiter: str | None = None
+) -> Source:
     """Open a source file for reading, checking everything that can be checked up front.
 
-    `encoding` names the text encoding of a CSV file (default UTF-8; it does not apply to
-    Parquet). Raise `InputError` for a file that cannot be read.
+    `encoding` names the text encoding of a CSV file (default UTF-8) and `delimiter` its
+    delimiter (default: detected from the header); neither applies to other formats. Raise
+    `InputError` for a file that cannot be read.
     """
     path = source.path
     if not path.exists():
@@ -238,86 +287,55 @@ def open_source(source: SourceFile, *, encoding: str | None = None) -> Source:
         raise InputError("is not a file.", path=path)
     if path.stat().st_size == 0:
         raise InputError("is empty.", path=path)
+    if source.format == "parquet":
+        return _ParquetSource(source)
+    if source.format == "csv":
+        return _CsvSource.open(source, encoding, delimiter)
+    if source.format == SPREADSHEET:
+        return SpreadsheetSource(source)
     if source.format == "errors":
         from bulk.importing.errors_input import open_errors_file
 
         return open_errors_file(source, encoding=encoding)
-    if source.format == "parquet":
-        return _ParquetSource(source)
-    if source.format == "csv":
-        return _CsvSource.open(source, encoding)
     raise ValueError(f"unknown format {source.format!r}")
-
-
-def _non_empty(text: pl.Expr) -> pl.Expr:
-    """Empty text becomes null: a quoted `""` is as empty as an unquoted empty cell."""
-    return pl.when(text != "").then(text)
-
-
-def _check_names(columns: Sequence[str], path: Path, line: int | None) -> None:
-    seen: set[str] = set()
-    for number, name in enumerate(columns, start=1):
-        if name == "":
-            raise InputError(
-                f"column {number} of the header has no name.",
-                path=path,
-                line=line,
-                remedy="Name it, or delete the column.",
-            )
-        if name != name.strip():
-            raise InputError(
-                f"column name {name!r} has spaces around it.",
-                path=path,
-                line=line,
-                column=name,
-                remedy=f"Rename it {name.strip()!r}.",
-            )
-        if name in seen:
-            raise InputError(
-                f"column {name!r} appears twice in the header.",
-                path=path,
-                line=line,
-                column=name,
-                remedy="Rename or delete one of them.",
-            )
-        seen.add(name)
-
-
-def _records(
-    names: tuple[str, ...], lines: Sequence[int], frame: pl.DataFrame
-) -> list[SourceRecord]:
-    """Records of a batch of text columns, skipping those whose cells are all empty."""
-    rows = zip(*(series.to_list() for series in frame.get_columns()), strict=True)
-    return [
-        SourceRecord(line, dict(zip(names, row, strict=False)))
-        for line, row in zip(lines, rows, strict=True)
-        if any(row)
-    ]
 
 
 # -- CSV -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Scan:
+    """What one pass over a CSV file's bytes tells."""
+
+    has_quotes: bool
+    lines: int
+    c1_line: int | None
+    """The first line holding a C1 control character (U+0080-U+009F), if any."""
+
+
+@dataclass(frozen=True)
+class _CsvLayout:
+    data_path: Path
+    """The file polars reads: the source, or its UTF-8 transcoding."""
+    delimiter: str
+    header: Header
+    first_data_line: int
+    scan: _Scan
+
+
 class _CsvSource(Source):
-    def __init__(
-        self,
-        source: SourceFile,
-        columns: tuple[str, ...],
-        data_path: Path,
-        first_data_line: int,
-        has_quotes: bool,
-        temporary: Path | None,
-    ) -> None:
-        super().__init__(source, columns)
-        self._data_path = data_path
-        self._first_data_line = first_data_line
-        self._has_quotes = has_quotes
+    def __init__(self, source: SourceFile, layout: _CsvLayout, temporary: Path | None) -> None:
+        super().__init__(source, layout.header.names)
+        self._layout = layout
+        self._data_path = layout.data_path
+        size = layout.data_path.stat().st_size
+        self._bytes_per_row = size / max(1, layout.scan.lines - layout.first_data_line + 1)
         self._finalizer = (
             weakref.finalize(self, _unlink, temporary) if temporary is not None else None
         )
 
     @classmethod
-    def open(cls, source: SourceFile, encoding: str | None) -> _CsvSource:
+    def open(cls, source: SourceFile, encoding: str | None, delimiter: str | None) -> _CsvSource:
         path = source.path
         with path.open("rb") as stream:
             if stream.read(len(_PARQUET_MAGIC)) == _PARQUET_MAGIC:
@@ -333,33 +351,59 @@ class _CsvSource(Source):
             temporary = _transcode(path, codec)
             data_path = temporary
         try:
-            has_quotes = _scan_utf8(data_path, path)
-            columns, header_lines = _read_header(data_path, path)
-            _check_names(columns, path, header_lines[0])
-            polars_names = _polars_header(data_path, path)
-            if polars_names != list(columns):
-                raise InputError(
-                    "the header line cannot be read consistently (blank or odd lines before it?).",
-                    path=path,
-                    line=header_lines[0],
-                    remedy="Make the column names the first line of the file.",
-                )
+            layout = _layout(data_path, path, delimiter)
+            opened = cls(source, layout, temporary)
+            opened._check_unnamed()
         except BaseException:
             if temporary is not None:
                 _unlink(temporary)
             raise
-        return cls(source, columns, data_path, header_lines[1] + 1, has_quotes, temporary)
+        if layout.scan.c1_line is not None:
+            opened.warnings.append(
+                c1_warning(path.name, layout.scan.c1_line, None if temporary is None else codec)
+            )
+        return opened
 
     def close(self) -> None:
         if self._finalizer is not None:
             self._finalizer()
 
     def _scan(self) -> pl.LazyFrame:
-        return pl.scan_csv(self._data_path, infer_schema=False, quote_char='"')
+        """The file with its columns named by position (`_0`, `_1`...), the kept ones selected."""
+        layout = self._layout
+        return pl.scan_csv(
+            self._data_path,
+            infer_schema=False,
+            quote_char='"',
+            separator=layout.delimiter,
+            new_columns=[f"_{index}" for index in range(len(layout.header.raw))],
+        )
+
+    def _kept(self) -> list[str]:
+        return [f"_{index}" for index in self._layout.header.kept]
+
+    def _check_unnamed(self) -> None:
+        """Columns without a name are dropped if they are empty in every row, else refused."""
+        header = self._layout.header
+        unnamed = header.unnamed
+        if not unnamed:
+            return
+        filled = self._scan().select(
+            (pl.col(f"_{index}").is_not_null() & (pl.col(f"_{index}") != "")).any()
+            for index in unnamed
+        )
+        try:
+            holds = filled.collect().row(0)
+        except pl.exceptions.PolarsError as error:
+            raise self._diagnose(error) from None
+        for index, has_values in zip(unnamed, holds, strict=True):
+            if has_values:
+                line = self._layout.first_data_line - 1
+                raise unnamed_with_values(index, self.path, line)
 
     def _count_rows(self) -> int:
         not_blank = pl.any_horizontal(
-            [pl.col(name).is_not_null() & (pl.col(name) != "") for name in self.columns]
+            [pl.col(name).is_not_null() & (pl.col(name) != "") for name in self._kept()]
         )
         try:
             count = self._scan().filter(not_blank).select(pl.len()).collect().item()
@@ -368,17 +412,19 @@ class _CsvSource(Source):
         return int(count)
 
     def batches(self, size: int = DEFAULT_BATCH_SIZE) -> Iterator[list[SourceRecord]]:
-        names = self.columns
-        cleaned = [_non_empty(pl.col(name)).alias(name) for name in names]
+        kept = self._kept()
+        size = rows_per_batch(len(self._layout.header.raw), self._bytes_per_row, size)
+        cleaned = [non_empty(pl.col(name)).alias(name) for name in kept]
+        every = [f"_{index}" for index in range(len(self._layout.header.raw))]
         newlines = pl.sum_horizontal(
-            [pl.col(name).str.count_matches("\n", literal=True).fill_null(0) for name in names]
+            [pl.col(name).str.count_matches("\n", literal=True).fill_null(0) for name in every]
         ).cast(pl.Int64)
-        next_line = self._first_data_line
+        next_line = self._layout.first_data_line
         for frame in _frames(self._scan().collect_batches(chunk_size=size), self._diagnose):
             height = frame.height
             if height == 0:
                 continue
-            extra = frame.select(newlines).to_series() if self._has_quotes else None
+            extra = frame.select(newlines).to_series() if self._layout.scan.has_quotes else None
             lines: Sequence[int]
             if extra is None or not extra.sum():
                 lines = range(next_line, next_line + height)
@@ -387,14 +433,15 @@ class _CsvSource(Source):
                 starts = pl.int_range(height, eager=True) + (extra.cum_sum() - extra) + next_line
                 lines = starts.to_list()
                 next_line += height + int(extra.sum())
-            yield _records(names, lines, frame.select(cleaned))
+            yield records_of(self.columns, lines, frame.select(cleaned))
 
     def _diagnose(self, error: pl.exceptions.PolarsError) -> InputError:
         """Find the record polars choked on with the stdlib parser, to name its line."""
         path = self.path
-        width = len(self.columns)
+        width = len(self._layout.header.raw)
+        delimiter = self._layout.delimiter
         with _large_csv_fields(), self._data_path.open(encoding="utf-8-sig", newline="") as text:
-            reader = csv.reader(text, strict=True)
+            reader = csv.reader(text, strict=True, delimiter=delimiter)
             start = 1
             try:
                 for number, record in enumerate(reader):
@@ -403,8 +450,8 @@ class _CsvSource(Source):
                             f"has {len(record)} cells but the header has {width} columns.",
                             path=path,
                             line=start,
-                            remedy="Quote cells that contain commas, or add the missing "
-                            "column names to the header.",
+                            remedy=f"Quote cells that contain {_plural(delimiter)}, or add the "
+                            "missing column names to the header.",
                         )
                     start = reader.line_num + 1
             except csv.Error as parse_error:
@@ -417,6 +464,31 @@ class _CsvSource(Source):
                 )
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unknown"
         return InputError(f"cannot be read as CSV ({first_line}).", path=path)
+
+
+def _plural(delimiter: str) -> str:
+    return {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}.get(
+        delimiter, f"{delimiter!r}"
+    )
+
+
+def _layout(data_path: Path, path: Path, delimiter: str | None) -> _CsvLayout:
+    """Scan a UTF-8 file, find its delimiter and header, and check polars reads them alike."""
+    scan = _scan_utf8(data_path, path)
+    if delimiter is None:
+        delimiter = detect_delimiter(read_start(data_path), path)
+    raw, header_lines = _read_header(data_path, path, delimiter)
+    header = read_header(raw, path, header_lines[0])
+    polars_names = _polars_header(data_path, path, delimiter)
+    named = [index for index in range(len(raw)) if raw[index]]
+    if len(polars_names) != len(raw) or any(polars_names[i] != raw[i] for i in named):
+        raise InputError(
+            "the header line cannot be read consistently (blank or odd lines before it?).",
+            path=path,
+            line=header_lines[0],
+            remedy="Make the column names the first line of the file.",
+        )
+    return _CsvLayout(data_path, delimiter, header, header_lines[1] + 1, scan)
 
 
 def _unlink(path: Path) -> None:
@@ -477,9 +549,11 @@ def _transcode(path: Path, codec: str) -> Path:
     return target
 
 
-def _scan_utf8(data_path: Path, path: Path) -> bool:
-    """One pass over the bytes: NUL bytes and invalid UTF-8 are errors. Is there any quote?"""
+def _scan_utf8(data_path: Path, path: Path) -> _Scan:
+    """One pass over the bytes: NUL bytes and invalid UTF-8 are errors. Is there any quote,
+    how many lines are there, and where is the first C1 control character?"""
     has_quotes = False
+    c1_line: int | None = None
     lines = 0
     pending = b""
     with data_path.open("rb") as stream:
@@ -489,7 +563,7 @@ def _scan_utf8(data_path: Path, path: Path) -> bool:
             if not chunk:
                 if pending:
                     _invalid_utf8(path, lines + 1, pending[0])
-                return has_quotes
+                return _Scan(has_quotes, lines + 1, c1_line)
             if b"\0" in data:
                 raise InputError(
                     "is not a CSV file (it holds binary data).", path=path, remedy=_BINARY_REMEDY
@@ -505,6 +579,8 @@ def _scan_utf8(data_path: Path, path: Path) -> bool:
                     )
                 pending = data[consumed:]
                 data = data[:consumed]
+                if c1_line is None and (control := C1_CONTROLS_UTF8.search(data)):
+                    c1_line = lines + data.count(b"\n", 0, control.start()) + 1
             lines += data.count(b"\n")
 
 
@@ -514,10 +590,12 @@ def _invalid_utf8(path: Path, line: int, byte: int) -> NoReturn:
     )
 
 
-def _read_header(data_path: Path, path: Path) -> tuple[tuple[str, ...], tuple[int, int]]:
+def _read_header(
+    data_path: Path, path: Path, delimiter: str
+) -> tuple[tuple[str, ...], tuple[int, int]]:
     """The raw header and the lines it spans (first, last), skipping leading blank lines."""
     with _large_csv_fields(), data_path.open(encoding="utf-8-sig", newline="") as text:
-        reader = csv.reader(text, strict=True)
+        reader = csv.reader(text, strict=True, delimiter=delimiter)
         first = 1
         try:
             for record in reader:
@@ -531,9 +609,10 @@ def _read_header(data_path: Path, path: Path) -> tuple[tuple[str, ...], tuple[in
     raise InputError("is empty.", path=path, remedy="Start it with a line of column names.")
 
 
-def _polars_header(data_path: Path, path: Path) -> list[str]:
+def _polars_header(data_path: Path, path: Path, delimiter: str) -> list[str]:
     try:
-        return pl.scan_csv(data_path, infer_schema=False, n_rows=0).collect_schema().names()
+        scan = pl.scan_csv(data_path, infer_schema=False, n_rows=0, separator=delimiter)
+        return scan.collect_schema().names()
     except pl.exceptions.NoDataError:
         raise InputError("is empty.", path=path) from None
     except pl.exceptions.PolarsError as error:
@@ -557,13 +636,30 @@ class _ParquetSource(Source):
             schema = pl.scan_parquet(path).collect_schema()
         except pl.exceptions.PolarsError as error:
             raise _corrupt(path, error) from None
-        names = tuple(schema.names())
-        _check_names(names, path, None)
-        super().__init__(source, names)
-        self._text = [_as_text(name, dtype, path) for name, dtype in schema.items()]
+        header = read_header(schema.names(), path, None)
+        super().__init__(source, header.names)
+        kept = [schema.names()[index] for index in header.kept]
+        self._text = [
+            _as_text(name, schema[name], path).alias(shown)
+            for name, shown in zip(kept, header.names, strict=True)
+        ]
         self.list_columns = {
-            name: str(dtype) for name, dtype in schema.items() if isinstance(dtype, pl.List)
+            shown: str(schema[name])
+            for name, shown in zip(kept, header.names, strict=True)
+            if isinstance(schema[name], pl.List)
         }
+        self._check_unnamed(schema, header)
+
+    def _check_unnamed(self, schema: pl.Schema, header: Header) -> None:
+        names = schema.names()
+        for index in header.unnamed:
+            column = pl.col(names[index])
+            filled = pl.scan_parquet(self.path).select(column.is_not_null().any())
+            try:
+                if filled.collect().item():
+                    raise unnamed_with_values(index, self.path, None)
+            except pl.exceptions.PolarsError as error:
+                raise _corrupt(self.path, error) from None
 
     def _count_rows(self) -> int:
         not_blank = pl.any_horizontal([expr.is_not_null() for expr in self._text])
@@ -573,13 +669,26 @@ class _ParquetSource(Source):
             raise _corrupt(self.path, error) from None
         return int(count)
 
+    def _bytes_per_row(self) -> float:
+        """The file's size per row, times a typical compression ratio."""
+        try:
+            rows = pl.scan_parquet(self.path).select(pl.len()).collect().item()
+        except pl.exceptions.PolarsError as error:
+            raise _corrupt(self.path, error) from None
+        return _PARQUET_EXPANSION * self.path.stat().st_size / max(1, int(rows))
+
     def batches(self, size: int = DEFAULT_BATCH_SIZE) -> Iterator[list[SourceRecord]]:
         next_line = 2
+        size = rows_per_batch(len(self._text), self._bytes_per_row(), size)
         frames = pl.scan_parquet(self.path).select(self._text).collect_batches(chunk_size=size)
         for frame in _frames(frames, partial(_corrupt, self.path)):
             height = frame.height
-            yield _records(self.columns, range(next_line, next_line + height), frame)
+            yield records_of(self.columns, range(next_line, next_line + height), frame)
             next_line += height
+
+
+_PARQUET_EXPANSION = 4
+"""How much larger a Parquet file's text is than the file, about (compression and encoding)."""
 
 
 def _is_parquet(stream: BinaryIO) -> bool:
@@ -613,42 +722,12 @@ def _corrupt(path: Path, error: pl.exceptions.PolarsError) -> InputError:
 
 def _as_text(name: str, dtype: pl.DataType, path: Path) -> pl.Expr:
     """An expression turning a Parquet column into text cells, or an InputError."""
-    column = pl.col(name)
-    text: pl.Expr
-    if (
-        dtype == pl.String
-        or dtype.is_integer()
-        or isinstance(dtype, pl.Categorical | pl.Enum | pl.Decimal)
-    ):
-        text = column.cast(pl.String)
-    elif dtype.is_float():
-        integral = column.is_finite() & (column == column.floor()) & (column.abs() < 2.0**53)
-        text = (
-            pl.when(column.is_nan())
-            .then(None)
-            .when(integral)
-            .then(column.cast(pl.Int64, strict=False).cast(pl.String))
-            .otherwise(column.cast(pl.String))
-        )
-    elif dtype == pl.Boolean:
-        text = pl.when(column).then(pl.lit("true")).otherwise(pl.lit("false"))
-        text = pl.when(column.is_null()).then(None).otherwise(text)
-    elif isinstance(dtype, pl.Datetime):
-        utc = column.dt.convert_time_zone("UTC") if dtype.time_zone else column
-        text = utc.dt.strftime(TIMESTAMP_FORMAT)
-    elif dtype == pl.Date:
-        text = column.dt.strftime("%Y-%m-%d")
-    elif isinstance(dtype, pl.List) and dtype.inner in (pl.String, pl.Null):
-        encoded = pl.struct(column.alias("v")).struct.json_encode()
-        text = encoded.str.strip_prefix('{"v":').str.strip_suffix("}")
-        text = pl.when(column.is_null()).then(None).otherwise(text)
-    elif dtype == pl.Null:
-        text = pl.lit(None, dtype=pl.String)
-    else:
+    text = typed_text(name, dtype)
+    if text is None:
         raise InputError(
             f"has type {dtype}, which cannot be read as text.",
             path=path,
             column=name,
             remedy="Convert the column to text, numbers, booleans, dates or lists of text.",
         )
-    return _non_empty(text.cast(pl.String)).alias(name)
+    return non_empty(text)
