@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import polars as pl
-
 from bulk._version import __version__
 from bulk.api.client import PivotalClient
 from bulk.api.connection import open_client
@@ -44,7 +42,7 @@ from bulk.errors import (
 )
 from bulk.exporting.folder import MANIFEST, PARTS_DIR, refuse_foreign_files
 from bulk.exporting.state import ExportState
-from bulk.exporting.tables import frame, merge_parts, write_part
+from bulk.exporting.tables import frame, merge_parts, read_column, write_part
 from bulk.exporting.walker import CUSTOMER_SPLITS, Split, WalkState, WalkWarnings, walk
 from bulk.interrupts import StopRequest
 from bulk.lock import CheckpointLock
@@ -248,7 +246,7 @@ class _ExportRun:
         if self.state.late_customers_done or self.stop.is_set():
             return
         exported = set(self._column(CUSTOMER, "id"))
-        missing = sorted(set(self._column(ONBOARDING, "customer_external_id")) - exported)
+        missing = sorted(set(self._column(ONBOARDING, "customer_id")) - exported)
         found, error = await _leading_results(self._customer(c) for c in missing)
         if error is not None:
             raise error
@@ -312,16 +310,7 @@ class _ExportRun:
 
     def _column(self, schema: ObjectSchema, column: str) -> list[str]:
         """One column of the parts written so far, in order (ids are small: fine in memory)."""
-        parts = self._parts(schema)
-        if not parts:
-            return []
-        scan = (
-            pl.scan_csv(parts, infer_schema=False)
-            if self.settings.file_format == "csv"
-            else pl.scan_parquet(parts)
-        )
-        values = scan.select(column).collect()[column].to_list()
-        return [str(value) for value in values if value is not None]
+        return read_column(self._parts(schema), column, self.settings.file_format)
 
     def _write_part(self, schema: ObjectSchema, rows: list[dict[str, Any]]) -> None:
         """Write the rows as the next part, then save the state, whose position follows it."""

@@ -12,6 +12,7 @@ that left the source while its request was in flight: it is looked up, never sen
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from bulk.checkpoint import Checkpoint, RowState
 from bulk.errors import ApiStatusError
 from bulk.exporting.walker import CUSTOMER_SPLITS, WalkState, walk
 from bulk.importing.rows import payload_hash, predicted_slug
-from bulk.schema import CONTACT, CUSTOMER, ONBOARDING
+from bulk.schema import CONTACT, CUSTOMER, ONBOARDING, SCHEMAS, ObjectSchema
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class ConflictResolver:
         self.checkpoint = checkpoint
         self._customers_by_slug: dict[str, dict[str, Any]] | None = None
         self._customers_by_key: dict[str, dict[str, Any]] = {}
+        self._walking = asyncio.Lock()
+        """Held by the one walk: a lookup meanwhile waits for the whole index, not a part."""
 
     async def adopt(
         self,
@@ -120,22 +123,27 @@ class ConflictResolver:
 
     async def _customer_with_key(self, key: str) -> dict[str, Any] | None:
         """Walk the customer list once per run (there is no lookup by metadata), then the index."""
-        if self._customers_by_slug is None:
-            await self._walk_customers()
+        await self._walk_customers()
         return self._customers_by_key.get(key)
 
     async def _walk_customers(self) -> None:
-        """Index every customer by slug and by `metadata.external_id`, with the export's
-        tie-safe walk: the plain cursor skips customers that share a page boundary's
+        """Once per run: index every customer by slug and by `metadata.external_id`, with the
+        export's tie-safe walk: the plain cursor skips customers that share a page boundary's
         `created_at`, and a holder missed there would fail its row."""
-        self._customers_by_slug, self._customers_by_key = {}, {}
-        fetch = self.client.page_fetcher(f"/{CUSTOMER.collection}")
-        async for page in walk(fetch, WalkState(), splits=CUSTOMER_SPLITS, label="customers"):
-            for customer in page:
-                self._customers_by_slug[str(customer.get("slug"))] = customer
-                owner = (customer.get("metadata") or {}).get("external_id")
-                if isinstance(owner, str):
-                    self._customers_by_key.setdefault(owner, customer)
+        async with self._walking:
+            if self._customers_by_slug is not None:
+                return
+            by_slug: dict[str, dict[str, Any]] = {}
+            by_key: dict[str, dict[str, Any]] = {}
+            fetch = self.client.page_fetcher(f"/{CUSTOMER.collection}")
+            pages = walk(fetch, WalkState(), splits=CUSTOMER_SPLITS, label="customers")
+            async for page in pages:
+                for customer in page:
+                    by_slug[str(customer.get("slug"))] = customer
+                    owner = (customer.get("metadata") or {}).get("external_id")
+                    if isinstance(owner, str):
+                        by_key.setdefault(owner, customer)
+            self._customers_by_slug, self._customers_by_key = by_slug, by_key
 
     async def find_created(self, row: RowState) -> Adoption | None:
         """The record an unanswered POST of `row` may have created, or None.
@@ -149,8 +157,7 @@ class ConflictResolver:
             return None
         record: dict[str, Any] | None = None
         if row.pass_name == CUSTOMER.collection:
-            if self._customers_by_slug is None:  # once: lookups come before any create
-                await self._walk_customers()
+            await self._walk_customers()  # once: lookups come before any create
             record = self._customers_by_key.get(row.key)
         elif row.pass_name == CONTACT.collection:
             email = str(target.get("email", "")).lower()
@@ -206,5 +213,17 @@ def _sent_field(body: bytes | None, name: str) -> Any:
 
 
 def _adoption(record: dict[str, Any], target: dict[str, Any]) -> Adoption:
-    synced = {name: record[name] for name in target if name in record}
+    schema = SCHEMAS.get(str(record.get("object")))
+    synced = {
+        name: _held(schema, name, record[name], target[name]) for name in target if name in record
+    }
     return Adoption(str(record["id"]), display_id_of(record), synced)
+
+
+def _held(schema: ObjectSchema | None, name: str, held: Any, sent: Any) -> Any:
+    """What the record holds, in the row's spelling where the API only lowercased it (it stores
+    `email` and `domain` lowercase, as documented): no difference to PATCH."""
+    if schema is None or name not in schema.field_names() or not schema.field(name).lowercase:
+        return held
+    same = isinstance(held, str) and isinstance(sent, str) and held == sent.lower()
+    return sent if same else held
