@@ -1,8 +1,12 @@
 """`bulk migrate`: export one workspace into a work folder, then import it into another.
 
-Ids are remapped by the import itself: the export writes each object's source `id` as its
-`external_id` (and children's `customer_external_id`), and the import checkpoint maps every
-source id to the id the target gave it. Both halves keep their own checkpoint in the work
+Ids are remapped by the import itself: the export keys each customer by its own
+`metadata.external_id` where that is unique in the source (else by its source `id`), children by
+their source `id` and their customer's key (`customer_external_id`, which the import prefers to
+the source workspace's `customer_id`), and the import checkpoint maps every key to the id the
+target gave it. So customers keep their `metadata.external_id` in the target, and the admin's own
+spreadsheet still matches it; one that had none gets its source `id` there (the import writes
+every customer's key into its metadata). Both halves keep their own checkpoint in the work
 folder, so re-running the same command resumes whichever half was interrupted. It ends with a
 reconciliation of what the source had against what reached the target.
 

@@ -6,7 +6,9 @@ recovers the rows the API's cursor skips (`bulk.exporting.walker`). Rows go to p
 `part_rows` rows — written under a temporary name and renamed — and the walk's position is saved
 in the checkpoint right after each part, so a killed export continues from the last part and
 never holds more than one part in memory. At the end the parts are merged into one file per type
-and `manifest.json` is written.
+and `manifest.json` is written. Fields `bulk.schema` does not list, and the customers' export keys,
+are settled at the merge, when every part is known (`bulk.exporting.tables`): a part needs no
+state beyond its own file, so a resumed export needs none either.
 
 Before anything is sent, the export takes its checkpoint's lock (one run per checkpoint) and
 refuses a folder holding files it did not write (`bulk.exporting.folder`). Ctrl-C or SIGTERM
