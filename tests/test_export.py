@@ -37,6 +37,7 @@ from helpers import (
 )
 
 from bulk._version import __version__
+from bulk.checkpoint import Checkpoint
 from bulk.cli import main
 from bulk.errors import UsageError
 from bulk.exporting.exporter import run_export
@@ -661,6 +662,34 @@ async def test_an_interrupted_csv_export_resumes_without_reading_anything_twice(
     uninterrupted = 1 + (4 + 5) + 250 + 1
     assert stopped.requests + resumed.requests == uninterrupted
     assert timed.stats.methods["GET"] - gets == uninterrupted
+
+
+async def test_an_export_an_older_bulk_began_starts_again(
+    sandbox: Sandbox, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """Its part files lack the children's `customer_id`: merged, every child would be dropped."""
+    for i in range(30):
+        customer = await create(http, sandbox, "/customers", {"name": f"c{i}"})
+        body = {"name": "P", "email": f"p{i}@example.com"}
+        await create(http, sandbox, f"/customers/{customer['id']}/contacts", body)
+    settings = export_settings(sandbox, tmp_path, part_rows=5)
+    stopped = await interrupted_after(sandbox, 1 + 1 + 1 + 10, settings)  # in the contacts pass
+    assert stopped.exit_code == 130
+    checkpoint = Checkpoint(settings.checkpoint_file)
+    document = checkpoint.export_document()
+    assert document is not None and document.pop("parts_layout") == 2
+    checkpoint.save_export_document(document)  # as the older bulk saved it
+    checkpoint.close()
+
+    resumed = await run_export(settings)
+
+    assert resumed.exit_code == 0
+    assert resumed.requests == 1 + 1 + 30 + 1  # everything again: /me, pages, walks, a page
+    assert resumed.counts == {"customer": 30, "contact": 30, "onboarding": 0}
+    contacts = read(settings.out_dir, "contact")
+    assert sorted(contacts["customer_id"].to_list()) == sorted(
+        row["customer_id"] for row in sandbox.objects(WORKSPACE, "contact")
+    )
 
 
 async def test_sigterm_stops_the_export_with_143_and_the_next_run_finishes_it(

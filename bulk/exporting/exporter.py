@@ -43,7 +43,7 @@ from bulk.errors import (
     as_sentence,
 )
 from bulk.exporting.folder import MANIFEST, PARTS_DIR, refuse_foreign_files
-from bulk.exporting.state import ExportState
+from bulk.exporting.state import PARTS_LAYOUT, ExportState
 from bulk.exporting.tables import frame, merge_parts, read_column, write_part
 from bulk.exporting.walker import CUSTOMER_SPLITS, Split, WalkState, WalkWarnings, walk
 from bulk.interrupts import StopRequest
@@ -130,6 +130,9 @@ async def _export(
     if state.finished:
         if settings.reuse_finished:
             return _finished_outcome(settings, started)
+        state = ExportState()
+    elif state.parts_layout != PARTS_LAYOUT:  # an older bulk's parts: start again without them
+        shutil.rmtree(settings.out_dir / PARTS_DIR, ignore_errors=True)
         state = ExportState()
     _check_format(checkpoint, state, settings)
     client: PivotalClient | None = None
