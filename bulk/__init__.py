@@ -37,7 +37,13 @@ from bulk.errors import (
     ServerError,
     UsageError,
 )
-from bulk.settings import ConnectionSettings, ExportSettings, ImportSettings, MigrateSettings
+from bulk.settings import (
+    ConnectionSettings,
+    ExportSettings,
+    ImportSettings,
+    MigrateSettings,
+    UndoSettings,
+)
 
 _LAZY = {
     "ExportOutcome": "bulk.exporting.exporter",
@@ -47,9 +53,11 @@ _LAZY = {
     "PassCounts": "bulk.importing.reports",
     "Reconciliation": "bulk.migrate",
     "SandboxConfig": "bulk.sandbox",
+    "UndoOutcome": "bulk.undoing.undoer",
     "run_export": "bulk.exporting.exporter",
     "run_import": "bulk.importing.importer",
     "run_migrate": "bulk.migrate",
+    "run_undo": "bulk.undoing.undoer",
     "running_sandbox": "bulk.sandbox",
 }
 """Public name → the module that defines it, imported when the name is first used."""
@@ -60,6 +68,7 @@ if _typing.TYPE_CHECKING:
     from bulk.importing.reports import ImportSummary, PassCounts
     from bulk.migrate import MigrateOutcome, Reconciliation, run_migrate
     from bulk.sandbox import SandboxConfig, running_sandbox
+    from bulk.undoing.undoer import UndoOutcome, run_undo
 else:
 
     def __getattr__(name: str) -> object:
@@ -101,10 +110,13 @@ __all__ = [
     "SandboxConfig",
     "SandboxError",
     "ServerError",
+    "UndoOutcome",
+    "UndoSettings",
     "UsageError",
     "__version__",
     "run_export",
     "run_import",
     "run_migrate",
+    "run_undo",
     "running_sandbox",
 ]

@@ -210,6 +210,53 @@ def _no_state_index(db: sqlite3.Connection) -> None:
     db.execute("DROP INDEX IF EXISTS rows_by_state")
 
 
+@migration("005_row_origin")
+def _row_origin(db: sqlite3.Connection) -> None:
+    """Whether this checkpoint created a row's record or adopted one that existed (`origin`),
+    which `action` cannot tell once a later run says `unchanged`: an onboarding under a
+    customer it did not create is looked up before it is created (`bulk.importing.matching`).
+    An older checkpoint knows it where the latest action still says so. The index finds the
+    row that holds a record, for every candidate such a lookup lists."""
+    db.execute("ALTER TABLE rows ADD COLUMN origin TEXT")
+    db.execute("UPDATE rows SET origin = action WHERE action IN ('created', 'adopted')")
+    db.execute("CREATE INDEX rows_by_pivotal_id ON rows (pass, pivotal_id)")
+
+
+@migration("006_undo")
+def _undo(db: sqlite3.Connection) -> None:
+    """What `bulk undo` needs (`bulk.undoing`): the values an adopted record held before our
+    first change to it (`before`), the `updated_at` our last write of it got back
+    (`written_at`), the generation that idempotency keys derive from (bumped when an undo
+    deletes the record, so a re-import creates it anew), the undo's own per-row state, and the
+    workspace the import wrote to."""
+    for column in ("before TEXT", "written_at TEXT"):  # `origin` came with 005
+        db.execute(f"ALTER TABLE rows ADD COLUMN {column}")
+    db.execute("ALTER TABLE rows ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        """
+        CREATE TABLE undo (
+            pass TEXT NOT NULL,
+            key TEXT NOT NULL,
+            state TEXT NOT NULL,
+            action TEXT NOT NULL,
+            outcome TEXT,
+            method TEXT,
+            path TEXT,
+            body BLOB,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error_code TEXT,
+            error_message TEXT,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (pass, key)
+        )
+        """
+    )
+    db.execute(
+        "CREATE TABLE workspace (id INTEGER PRIMARY KEY CHECK (id = 1), "
+        "organization_id TEXT, slug TEXT, name TEXT, recorded_at TEXT NOT NULL)"
+    )
+
+
 def _open_for_writing(path: Path | str) -> sqlite3.Connection:
     """Open (creating the file and its folder) and migrate."""
     if str(path) != ":memory:":
@@ -286,6 +333,12 @@ class RowState:
     pivotal_id: str | None
     display_id: int | None
     attempts: int
+    origin: str | None = None
+    """`created` or `adopted`: how the record became ours (None: not in Pivotal yet)."""
+    generation: int = 0
+    """Bumped each time an undo deletes the record: the idempotency key derives from it."""
+    written_at: str | None = None
+    """The record's `updated_at` as our last write (or its adoption) saw it."""
 
 
 class KnownRow(NamedTuple):
@@ -304,6 +357,8 @@ class ParentRow(NamedTuple):
     state: str
     pivotal_id: str | None
     error_message: str | None
+    origin: str | None = None
+    """`created` when this checkpoint created the customer, `adopted` when it found it."""
 
 
 class InvalidRow(NamedTuple):
@@ -579,7 +634,7 @@ class Checkpoint:
 
     def parent(self, customer_key: str) -> ParentRow:
         row = self._db.execute(
-            "SELECT state, pivotal_id, error_message FROM rows WHERE pass = ? AND key = ?",
+            "SELECT state, pivotal_id, error_message, origin FROM rows WHERE pass = ? AND key = ?",
             (CUSTOMER.collection, customer_key),
         ).fetchone()
         return ParentRow(*row) if row else ParentRow("missing", None, None)
@@ -620,13 +675,27 @@ class Checkpoint:
         attempts: int,
         synced: dict[str, Any],
         synced_hash: str,
+        *,
+        written_at: str | None = None,
+        seen: dict[str, Any] | None = None,
     ) -> None:
-        """The row now holds `synced` in Pivotal (for an adopted row: what we know of it)."""
+        """The row now holds `synced` in Pivotal (for an adopted row: what we know of it).
+
+        `written_at` is the record's `updated_at` as the answer showed it (an undo's conflict
+        check compares with it); the first `created` or `adopted` sets the row's origin.
+        `seen`, the whole record as an adopted row's answer showed it, is kept for
+        `remember_before`: the values a later change of any field will need.
+        """
+        seen_text = None if seen is None else json.dumps(seen, ensure_ascii=False)
         self._db.execute(
             "UPDATE rows SET state = 'done', action = ?, pivotal_id = ?, display_id = ?, "
             "synced_payload = coalesce(?, payload), synced_hash = ?, request_method = NULL, "
             "request_path = NULL, request_body = NULL, request_payload = NULL, "
-            "attempts = attempts + ?, error_code = NULL, error_message = NULL, updated_at = ? "
+            "attempts = attempts + ?, error_code = NULL, error_message = NULL, updated_at = ?, "
+            "written_at = coalesce(?, written_at), origin = coalesce(origin, CASE ? "
+            "WHEN 'created' THEN 'created' WHEN 'adopted' THEN 'adopted' END), "
+            "before = CASE WHEN ? IS NULL THEN before "
+            "ELSE json_set(coalesce(before, '{}'), '$.seen', json(?)) END "
             "WHERE pass = ? AND key = ?",
             (
                 action,
@@ -636,6 +705,10 @@ class Checkpoint:
                 synced_hash,
                 attempts,
                 now_timestamp(),
+                written_at,
+                action,
+                seen_text,
+                seen_text,
                 row.pass_name,
                 row.key,
             ),
@@ -689,6 +762,56 @@ class Checkpoint:
             "UPDATE rows SET action = ? WHERE pass = ? AND key = ?",
             (action, row.pass_name, row.key),
         )
+
+    # -- what an undo needs (migration 006, `bulk.undoing`) -----------------------------------
+
+    @property
+    def database(self) -> Database:
+        """The connection, for a module that keeps its own table here (`bulk.undoing.ledger`)."""
+        return self._db
+
+    def remember_before(self, row: RowState, fields: dict[str, Any], seen_at: str | None) -> None:
+        """Before an adopted record is changed: the values its `fields` hold, so that an undo
+        can put them back. The whole record as last seen (`mark_done(seen=)`: the adoption's
+        lookup, an earlier PATCH's answer) is preferred to `fields`' values, which are only
+        the fields the import synced. A field already remembered keeps its first value: that
+        is the one from before any change of ours."""
+        found = self._db.execute(
+            "SELECT before FROM rows WHERE pass = ? AND key = ?", (row.pass_name, row.key)
+        ).fetchone()
+        before = json.loads(found[0]) if found and found[0] else {}
+        seen = before.get("seen") or {}
+        if before.get("updated_at") is None:
+            before["updated_at"] = seen.get("updated_at", seen_at)
+        current = {name: seen.get(name, value) for name, value in fields.items()}
+        before["fields"] = {**current, **(before.get("fields") or {})}
+        self._db.execute(
+            "UPDATE rows SET before = ? WHERE pass = ? AND key = ?",
+            (json.dumps(before, ensure_ascii=False), row.pass_name, row.key),
+        )
+
+    def record_workspace(self, me: dict[str, Any]) -> None:
+        """The workspace (`GET /me`'s organization) the import writes to, kept from the first
+        run: an undo refuses a key of another workspace."""
+        organization = me.get("organization")
+        if not isinstance(organization, dict):
+            return
+        self._db.execute(
+            "INSERT OR IGNORE INTO workspace VALUES (1, ?, ?, ?, ?)",
+            (
+                _text_or_none(organization.get("id")),
+                _text_or_none(organization.get("slug")),
+                _text_or_none(organization.get("name")),
+                now_timestamp(),
+            ),
+        )
+
+    def workspace(self) -> dict[str, str | None] | None:
+        """The recorded workspace (`id`, `slug`, `name`), or None (an import by an older bulk)."""
+        found = self._db.execute(
+            "SELECT organization_id, slug, name FROM workspace WHERE id = 1"
+        ).fetchone()
+        return None if found is None else {"id": found[0], "slug": found[1], "name": found[2]}
 
     # -- export state ------------------------------------------------------------------------
 
@@ -867,7 +990,8 @@ _PASS_ORDER = (
 )
 _ROW_COLUMNS = (
     "pass, key, line, state, customer_key, customer_ref, payload, payload_hash, synced_payload, "
-    "request_method, request_path, request_body, request_payload, pivotal_id, display_id, attempts"
+    "request_method, request_path, request_body, request_payload, pivotal_id, display_id, "
+    "attempts, origin, generation, written_at"
 )
 _CLEAR_REQUEST = (
     ", request_method = NULL, request_path = NULL, request_body = NULL, request_payload = NULL"
@@ -883,6 +1007,10 @@ def _unless_planned(row: RowState, payload: dict[str, Any]) -> str | None:
     """`payload` as stored JSON, or None when it is the row's planned payload, which the row
     already holds as text (`coalesce(?, payload)` copies it: no second encoding per row)."""
     return None if payload is row.payload else canonical_json(payload)
+
+
+def _text_or_none(value: object) -> str | None:
+    return str(value) if value is not None else None
 
 
 def _load(text: str | None) -> Any:
@@ -907,4 +1035,7 @@ def _row_state(row: tuple[Any, ...]) -> RowState:
         pivotal_id=row[13],
         display_id=row[14],
         attempts=row[15],
+        origin=row[16],
+        generation=row[17],
+        written_at=row[18],
     )

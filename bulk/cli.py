@@ -43,6 +43,7 @@ from bulk.settings import (
     ExportSettings,
     ImportSettings,
     MigrateSettings,
+    UndoSettings,
 )
 
 if TYPE_CHECKING:
@@ -451,10 +452,15 @@ def _announce_sandbox(sandbox: Sandbox) -> None:
 )
 @click.option(
     "--map",
-    "mappings",
+    "maps",
     multiple=True,
     metavar="FIELD=COLUMN",
-    help="Read FIELD from COLUMN (repeatable).",
+    help="Read [PASS.]FIELD from COLUMN or from a template like '{First} {Last}' (repeatable).",
+)
+@click.option(
+    "--map-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML file of maps, one table per pass; --map overrides it.",
 )
 @click.option("--encoding", help="Source encoding when not UTF-8, e.g. latin-1.")
 @click.option("--force", is_flag=True, help="Re-send rows already done and unchanged.")
@@ -479,7 +485,6 @@ def import_command(sources: tuple[Path, ...], **options: Any) -> None:
         folders=sources,
         files=files,
         passes=_passes(options.pop("passes")),
-        mapping=_mapping(options.pop("mappings")),
         **options,
     )
     outcome = asyncio.run(run_import(settings, ProgressFactory(quiet=settings.quiet)))
@@ -511,16 +516,6 @@ def _passes(text: str) -> tuple[str, ...]:
             f"Unknown pass {', '.join(unknown) or text!r}.", f"Choose from {', '.join(PASSES)}."
         )
     return tuple(name for name in PASSES if name in chosen)
-
-
-def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
-    mapping = {}
-    for pair in pairs:
-        field, sep, column = pair.partition("=")
-        if not sep or not field.strip() or not column:
-            raise UsageError(f"--map {pair!r} is not FIELD=COLUMN.", "Example: --map name=Company")
-        mapping[field.strip()] = column
-    return mapping
 
 
 @main.command("export")
@@ -616,4 +611,33 @@ def migrate_command(**options: Any) -> None:
         **options,
     )
     outcome = asyncio.run(run_migrate(settings, ProgressFactory(quiet=settings.quiet)))
+    conclude(outcome, settings.report_path)
+
+
+@main.command("undo")
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--dry-run", is_flag=True, help="Print what would be deleted and restored; send no write."
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Delete or restore records somebody else changed since the import wrote them.",
+)
+@click.option(
+    "--errors",
+    "errors_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Conflicts and failures CSV (default: <checkpoint>.undo-errors.csv).",
+)
+@output_options
+@connection_options
+@reports_errors
+def undo_command(checkpoint: Path, **options: Any) -> None:
+    """Put the workspace back as it was before the imports recorded in CHECKPOINT."""
+    from bulk.progress import ProgressFactory
+    from bulk.undoing.undoer import run_undo
+
+    settings = UndoSettings(connection=_connection(options), checkpoint=checkpoint, **options)
+    outcome = asyncio.run(run_undo(settings, ProgressFactory(quiet=settings.quiet)))
     conclude(outcome, settings.report_path)

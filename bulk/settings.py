@@ -127,8 +127,11 @@ class ImportSettings:
     results_path: Path | None = None
     report_path: Path | None = None
     passes: tuple[str, ...] = PASSES
-    mapping: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    """Field name → column name (`--map FIELD=COLUMN`)."""
+    maps: tuple[str, ...] = ()
+    """`--map [PASS.]FIELD=COLUMN` (or `=TEMPLATE`) as given, in order; they override
+    `map_file`'s maps of the same fields."""
+    map_file: Path | None = None
+    """`--map-file FILE.toml`: one table of maps per pass."""
     encoding: str | None = None
     dry_run: bool = False
     strict: bool = False
@@ -175,3 +178,26 @@ class MigrateSettings:
     workdir: Path
     report_path: Path | None = None
     quiet: bool = False
+
+
+UNDO_ERRORS_SUFFIX = ".undo-errors.csv"
+"""The undo's conflicts and failures go next to the checkpoint, apart from the import's."""
+
+
+@dataclass(frozen=True)
+class UndoSettings:
+    connection: ConnectionSettings
+    checkpoint: Path
+    errors_path: Path | None = None
+    """Default: `<checkpoint name>.undo-errors.csv` next to the checkpoint."""
+    report_path: Path | None = None
+    dry_run: bool = False
+    force: bool = False
+    """Delete or restore records that somebody else changed since the import wrote them."""
+    quiet: bool = False
+
+    @property
+    def errors_file(self) -> Path:
+        return self.errors_path or self.checkpoint.with_name(
+            self.checkpoint.stem + UNDO_ERRORS_SUFFIX
+        )

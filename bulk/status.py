@@ -17,6 +17,8 @@ from bulk.importing.reports import write_errors_file, write_results_file
 from bulk.lock import current_holder
 from bulk.schema import OBJECT_SCHEMAS
 from bulk.settings import pass_order
+from bulk.undoing.ledger import UNDO_PASSES, UNDO_STATES
+from bulk.undoing.ledger import state_counts as undo_state_counts
 
 COLUMNS = (*STATES, "invalid")
 """The import table's columns after `pass`: rows by state, then rows that failed validation."""
@@ -73,6 +75,7 @@ def _describe_import(checkpoint: Checkpoint, counts: dict[str, dict[str, int]]) 
     lines = [format_table(("pass", *COLUMNS), rows)]
     if not counts:
         lines.append("(no rows yet)")
+    lines += _describe_undo(checkpoint)
     errors = checkpoint.last_errors()
     if errors:
         lines += ["", "Last errors:"]
@@ -81,6 +84,19 @@ def _describe_import(checkpoint: Checkpoint, counts: dict[str, dict[str, int]]) 
             for pass_name, key, line, code, message in errors
         ]
     return "\n".join(lines)
+
+
+def _describe_undo(checkpoint: Checkpoint) -> list[str]:
+    """The undo's rows by state, children first as it runs (nothing when no undo ran)."""
+    counts = undo_state_counts(checkpoint)
+    if not counts:
+        return []
+    rows = [
+        (pass_name, *(counts.get(pass_name, {}).get(state, 0) for state in UNDO_STATES))
+        for pass_name in UNDO_PASSES
+        if pass_name in counts
+    ]
+    return ["", format_table(("undo", *UNDO_STATES), rows)]
 
 
 def _describe_export(state: ExportState) -> str:

@@ -17,7 +17,14 @@ from bulk.exporting.state import ExportState, ObjectProgress
 from bulk.exporting.walker import WalkState
 from bulk.schema import CONTACT, CUSTOMER, ONBOARDING
 
-NAMES = ["001_rows", "002_export_state", "003_export_document", "004_no_state_index"]
+NAMES = [
+    "001_rows",
+    "002_export_state",
+    "003_export_document",
+    "004_no_state_index",
+    "005_row_origin",
+    "006_undo",
+]
 
 
 @pytest.fixture
@@ -135,6 +142,26 @@ def test_a_finished_export_of_an_older_bulk_stays_finished(
     checkpoint.close()
 
     assert state is not None and state.finished
+
+
+def test_an_older_checkpoint_knows_the_origin_of_rows_whose_action_still_tells_it(
+    db: sqlite3.Connection, tmp_path: Path
+) -> None:
+    migrate(db, MIGRATIONS[:4])
+    for key, action in (("001", "created"), ("002", "adopted"), ("003", "unchanged")):
+        db.execute(
+            "INSERT INTO rows (pass, key, line, source, run, state, action, payload, "
+            "payload_hash, cells, updated_at) VALUES ('customers', ?, 1, 'customers.csv', 1, "
+            "'done', ?, '{}', '', '{}', '2026-01-01T00:00:00.000Z')",
+            (key, action),
+        )
+
+    checkpoint = Checkpoint(tmp_path / "checkpoint.sqlite")
+    origins = {key: checkpoint.parent(key).origin for key in ("001", "002", "003")}
+    checkpoint.close()
+
+    # an unknown origin counts as not created here: its onboardings are looked up
+    assert origins == {"001": "created", "002": "adopted", "003": None}
 
 
 def test_a_failing_migration_leaves_nothing_of_the_ones_applied_with_it(

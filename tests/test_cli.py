@@ -19,7 +19,7 @@ def options_of(command_name: str) -> dict[str, click.Option]:
 
 
 def test_the_commands_are_the_documented_ones() -> None:
-    assert COMMANDS == ["export", "import", "migrate", "sandbox", "status"]
+    assert COMMANDS == ["export", "import", "migrate", "sandbox", "status", "undo"]
 
 
 @pytest.mark.parametrize("flag", ["-h", "--help"])

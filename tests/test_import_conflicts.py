@@ -110,3 +110,31 @@ async def test_children_can_name_an_existing_customer_by_pivotal_id_or_display_i
     assert [(e["email"], e["_error_code"]) for e in errors] == [
         ("bill@initech.com", "customer_not_found")
     ]
+
+
+async def test_customers_that_collide_at_once_are_all_adopted_by_one_walk(
+    sandbox: Sandbox, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """Four workers meet `slug_taken` together: each waits for the one walk of the customers
+    (an index still being filled would miss their holders and fail their rows)."""
+    for number in range(1, 5):
+        await create(
+            http,
+            sandbox,
+            "/customers",
+            {"name": f"Firm {number}", "plan": "old", "metadata": {"external_id": f"F{number}"}},
+        )
+    folder = tmp_path / "firms"
+    folder.mkdir()
+    lines = [f"F{number},Firm {number},new" for number in range(1, 5)]
+    (folder / "customers.csv").write_text(
+        "external_id,name,plan\n" + "\n".join(lines) + "\n", encoding="utf-8"
+    )
+
+    outcome = await run_import(import_settings(sandbox, tmp_path, folder))
+
+    assert outcome.exit_code == 0, outcome.error
+    assert counts(outcome, "adopted") == {"customers": 4}
+    assert sorted(c["plan"] for c in sandbox.objects(WORKSPACE, "customer")) == ["new"] * 4
+    get_lists = sandbox.stats.methods["GET"] - 1  # GET /me
+    assert get_lists == 1  # one page of customers, walked once

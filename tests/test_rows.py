@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 from bulk.errors import InputError
+from bulk.importing.mapping import load_mapping
 from bulk.importing.rows import PlannedRow, RowPlanner, RowProblem, payload_hash
 from bulk.importing.sources import SourceFile, SourceRecord, discover_sources, open_source
 
@@ -102,7 +103,9 @@ def test_required_column_message_names_the_file() -> None:
 
 
 def test_map_reads_a_field_from_another_column() -> None:
-    planner = RowPlanner("customers", ["external_id", "Company", "name"], {"name": "Company"})
+    planner = RowPlanner(
+        "customers", ["external_id", "Company", "name"], load_mapping(["name=Company"])
+    )
     row = planner.plan(SourceRecord(2, {"external_id": "1", "Company": "Acme", "name": "x"}))
     assert isinstance(row, PlannedRow)
     assert row.payload["name"] == "Acme"
@@ -110,32 +113,22 @@ def test_map_reads_a_field_from_another_column() -> None:
     assert planner.unknown_columns == ()
 
 
-def test_map_falls_back_to_the_field_column_when_this_source_lacks_the_mapped_one() -> None:
-    # --map applies to every pass: contacts.csv has no Company column but has its own name
-    planner = RowPlanner("contacts", CONTACT_COLUMNS, {"name": "Company"})
-    assert planner.field_columns["name"] == "name"
-
-
-def test_map_to_a_missing_column() -> None:
-    assert planner_error("customers", ("external_id",), mapping={"name": "Company"}) == (
-        "The customers source has no column 'Company' (from --map name=Company) nor 'name', "
-        "and customers need name. "
-        "Add the column, or read name from another column with --map name=COLUMN."
+def test_a_map_for_every_pass_never_falls_back_to_the_field_column() -> None:
+    # --map without a pass applies to every pass with the field: contacts.csv lacks Company
+    assert planner_error("contacts", CONTACT_COLUMNS, mapping=load_mapping(["name=Company"])) == (
+        "The source has no column 'Company' (--map name=Company). Its columns are "
+        "'customer_external_id', 'name', 'email'. A map without a pass applies to every pass "
+        "that has name; write PASS.name=… to map it for one pass."
     )
-
-
-def test_map_of_an_unknown_field() -> None:
-    message = planner_error("customers", CUSTOMER_COLUMNS, mapping={"nmae": "Company"})
-    assert message.startswith("--map nmae=Company: there is no field 'nmae'. Map one of ")
-    assert "customer_external_id" in message
-    assert message.endswith(", or metadata.<key>.")
+    planner = RowPlanner("contacts", CONTACT_COLUMNS, load_mapping(["customers.name=Company"]))
+    assert planner.field_columns["name"] == "name"
 
 
 def test_map_of_keys_and_metadata() -> None:
     planner = RowPlanner(
         "customers",
         ["ID", "Company", "Region"],
-        {"external_id": "ID", "name": "Company", "metadata.region": "Region"},
+        load_mapping(["external_id=ID", "name=Company", "metadata.region=Region"]),
     )
     row = planner.plan(SourceRecord(2, {"ID": "7", "Company": "Acme", "Region": "emea"}))
     assert isinstance(row, PlannedRow)
@@ -445,7 +438,9 @@ def test_the_first_problem_wins_and_carries_the_record() -> None:
 
 def test_problems_name_the_mapped_column() -> None:
     planner = RowPlanner(
-        "contacts", ["customer_id", "Full name", "Mail"], {"email": "Mail", "name": "Full name"}
+        "contacts",
+        ["customer_id", "Full name", "Mail"],
+        load_mapping(["email=Mail", "name=Full name"]),
     )
     found = planner.plan(SourceRecord(3, {"customer_id": "4", "Full name": None, "Mail": "x@"}))
     assert isinstance(found, RowProblem)

@@ -8,6 +8,9 @@ source. Someone else's record fails the row with a conflict naming both.
 
 The same lookups find what an unanswered POST may have created (`find_created`), for a row
 that left the source while its request was in flight: it is looked up, never sent blind.
+An onboarding, which has nothing unique to collide on, is looked up under its customer before
+it is sent whenever it may exist already (`adopt_before_sending`, rules in
+`bulk.importing.matching`).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from bulk.api.client import PivotalClient
 from bulk.checkpoint import Checkpoint, RowState
 from bulk.errors import ApiStatusError
 from bulk.exporting.walker import CUSTOMER_SPLITS, WalkState, walk
+from bulk.importing.matching import Found, Lists, OnboardingMatcher, Unmatched, same_value
 from bulk.importing.rows import payload_hash, predicted_slug
-from bulk.schema import CONTACT, CUSTOMER, ONBOARDING, SCHEMAS, ObjectSchema
+from bulk.schema import COLLECTIONS, CONTACT, CUSTOMER, ONBOARDING
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,10 @@ class Adoption:
     display_id: int | None
     synced: dict[str, Any]
     """What Pivotal holds of the row's fields."""
+    updated_at: str | None = None
+    """The record's `updated_at` as the lookup saw it."""
+    record: dict[str, Any] | None = None
+    """The whole record as the lookup saw it: what an undo restores comes from it."""
 
 
 class ConflictResolver:
@@ -44,8 +52,11 @@ class ConflictResolver:
         self.checkpoint = checkpoint
         self._customers_by_slug: dict[str, dict[str, Any]] | None = None
         self._customers_by_key: dict[str, dict[str, Any]] = {}
-        self._walking = asyncio.Lock()
-        """Held by the one walk: a lookup meanwhile waits for the whole index, not a part."""
+        self._walking_customers = asyncio.Lock()
+        """Workers that meet `slug_taken` together wait for one walk, not for an index that
+        is still being filled (they used to read it half-built and fail their rows)."""
+        self.lists = Lists(client)
+        self.onboardings = OnboardingMatcher(self.lists, checkpoint)
 
     async def adopt(
         self,
@@ -63,20 +74,62 @@ class ConflictResolver:
         adopted = await self.resolve(row, error, path, target)
         if adopted is None:
             return False
+        await self._mark_adopted(row, adopted, error.attempts, update)
+        return True
+
+    async def adopt_before_sending(
+        self, row: RowState, customer: str | None, update: Callable[[RowState], Awaitable[None]]
+    ) -> bool:
+        """Look an onboarding up under `customer` (default: the one its POST in flight names)
+        before it is sent, when it may be in Pivotal already; True when that settled the row:
+        adopted (then `update` PATCHes what differs), or failed rather than guessed."""
+        if not self.onboardings.needs_lookup(row):
+            return False
+        customer = customer or _sent_field(row.request_body, "customer_id")
+        if customer is None:
+            return False
+        found = await self.onboardings.find(row, str(customer))
+        if found is None:
+            return False
+        if isinstance(found, Unmatched):
+            # the request stays recorded (in flight: its POST may have landed), so the next
+            # run looks again instead of sending it blind
+            self.checkpoint.mark_failed(
+                row, "failed", found.code, found.message, 0, outcome_known=False
+            )
+            return True
+        adopted = _adoption(found.record, row.request_payload or row.payload, row.pass_name)
+        action = "created" if found.ours else "adopted"
+        await self._mark_adopted(row, adopted, 0, update, action)
+        return True
+
+    async def _mark_adopted(
+        self,
+        row: RowState,
+        adopted: Adoption,
+        attempts: int,
+        update: Callable[[RowState], Awaitable[None]],
+        action: str = "adopted",
+    ) -> None:
+        """Record the found record as the row's (`adopted`, or `created` when it is what the
+        row's own POST made), then PATCH whatever differs from the source; an adopted row
+        stays reported as adopted, a created one is then updated, as after a replay."""
         self.checkpoint.mark_done(
             row,
-            "adopted",
+            action,
             adopted.id,
             adopted.display_id,
-            error.attempts,
+            attempts,
             adopted.synced,
             payload_hash(adopted.synced),
+            written_at=adopted.updated_at,
+            seen=adopted.record,
         )
         fresh = self.checkpoint.reload(row)
         if fresh.synced_payload != fresh.payload:
             await update(fresh)
-            self.checkpoint.set_action(row, "adopted")
-        return True
+            if action == "adopted":
+                self.checkpoint.set_action(row, action)
 
     async def resolve(
         self, row: RowState, error: ApiStatusError, path: str, target: dict[str, Any]
@@ -110,7 +163,7 @@ class ConflictResolver:
         the API gave it; any other holder of the slug is somebody else's."""
         ours = await self._customer_with_key(row.key)
         if ours is not None:
-            return _adoption(ours, target)
+            return _adoption(ours, target, row.pass_name)
         slug = str(target.get("slug") or predicted_slug(str(target.get("name", ""))))
         holder = self._customers_by_slug.get(slug) if self._customers_by_slug else None
         who = f"customer {holder.get('id')}" if holder is not None else "another customer"
@@ -127,17 +180,17 @@ class ConflictResolver:
         return self._customers_by_key.get(key)
 
     async def _walk_customers(self) -> None:
-        """Once per run: index every customer by slug and by `metadata.external_id`, with the
+        """Index every customer by slug and by `metadata.external_id`, once per run, with the
         export's tie-safe walk: the plain cursor skips customers that share a page boundary's
-        `created_at`, and a holder missed there would fail its row."""
-        async with self._walking:
+        `created_at`, and a holder missed there would fail its row. A walk that fails leaves
+        no index, so the next lookup walks again."""
+        async with self._walking_customers:
             if self._customers_by_slug is not None:
                 return
             by_slug: dict[str, dict[str, Any]] = {}
             by_key: dict[str, dict[str, Any]] = {}
             fetch = self.client.page_fetcher(f"/{CUSTOMER.collection}")
-            pages = walk(fetch, WalkState(), splits=CUSTOMER_SPLITS, label="customers")
-            async for page in pages:
+            async for page in walk(fetch, WalkState(), splits=CUSTOMER_SPLITS, label="customers"):
                 for customer in page:
                     by_slug[str(customer.get("slug"))] = customer
                     owner = (customer.get("metadata") or {}).get("external_id")
@@ -149,8 +202,8 @@ class ConflictResolver:
         """The record an unanswered POST of `row` may have created, or None.
 
         Looked up by the row's identity: a customer by its `metadata.external_id`; a contact
-        by email under its customer; an onboarding by name under its customer (only when one
-        onboarding has that name).
+        by email under its customer; an onboarding under its customer, by what its POST sent
+        (`bulk.importing.matching`: never one of several of a name).
         """
         target = row.request_payload or row.payload
         if row.request_method != "POST" or row.request_path is None:
@@ -161,36 +214,38 @@ class ConflictResolver:
             record = self._customers_by_key.get(row.key)
         elif row.pass_name == CONTACT.collection:
             email = str(target.get("email", "")).lower()
-            found = await self._listed(row.request_path, lambda c: _email(c) == email)
-            record = found[0] if found else None
+            record = await self._contact_with_email(row.request_path, email)
         elif row.pass_name == ONBOARDING.collection:
             customer_id = _sent_field(row.request_body, "customer_id")
-            name = target.get("name")
-            path = f"/{CUSTOMER.collection}/{customer_id}/{ONBOARDING.collection}"
-            found = await self._listed(path, lambda o: o.get("name") == name)
-            record = found[0] if len(found) == 1 and customer_id is not None else None
-        return _adoption(record, target) if record is not None else None
+            if customer_id is not None:
+                matched = await self.onboardings.find(row, str(customer_id))
+                record = matched.record if isinstance(matched, Found) else None
+        return _adoption(record, target, row.pass_name) if record is not None else None
 
-    async def _listed(
-        self, path: str, wanted: Callable[[dict[str, Any]], bool]
-    ) -> list[dict[str, Any]]:
-        return [item async for item in self.client.iterate(path) if wanted(item)]
+    async def _contact_with_email(self, path: str, email: str) -> dict[str, Any] | None:
+        """The contact with `email` in the list at `path` (a customer's contacts), from the
+        customer's one walk this run; walked again when that walk has none (made since)."""
+        for again in (False, True):
+            listing = await self.lists.get(path, again=again)
+            for contact in listing.records:
+                if _email(contact) == email:
+                    return contact
+        return None
 
     async def _adopt_contact(
         self, row: RowState, error: ApiStatusError, path: str, target: dict[str, Any]
     ) -> Adoption | None:
         email = str(target.get("email", "")).lower()
-        async for contact in self.client.iterate(path):
-            if _email(contact) != email:
-                continue
-            owner = self.checkpoint.key_of_pivotal_id(CONTACT.collection, str(contact.get("id")))
-            if owner is not None and owner != row.key:
-                error.api_message = (
-                    f"email '{email}' belongs to contact {contact.get('id')} of row '{owner}'"
-                )
-                return None
-            return _adoption(contact, target)
-        return None
+        contact = await self._contact_with_email(path, email)
+        if contact is None:
+            return None
+        owner = self.checkpoint.key_of_pivotal_id(CONTACT.collection, str(contact.get("id")))
+        if owner is not None and owner != row.key:
+            error.api_message = (
+                f"email '{email}' belongs to contact {contact.get('id')} of row '{owner}'"
+            )
+            return None
+        return _adoption(contact, target, row.pass_name)
 
 
 def display_id_of(body: dict[str, Any]) -> int | None:
@@ -212,18 +267,15 @@ def _sent_field(body: bytes | None, name: str) -> Any:
     return document.get(name) if isinstance(document, dict) else None
 
 
-def _adoption(record: dict[str, Any], target: dict[str, Any]) -> Adoption:
-    schema = SCHEMAS.get(str(record.get("object")))
+def _adoption(record: dict[str, Any], target: dict[str, Any], pass_name: str) -> Adoption:
+    """What Pivotal holds of the row's fields: where it holds what the row says (an email in
+    lowercase, say), the row's own spelling, so adopting sends no PATCH that changes nothing."""
+    schema = COLLECTIONS[pass_name]
     synced = {
-        name: _held(schema, name, record[name], target[name]) for name in target if name in record
+        name: value if same_value(schema, name, value, record[name]) else record[name]
+        for name, value in target.items()
+        if name in record
     }
-    return Adoption(str(record["id"]), display_id_of(record), synced)
-
-
-def _held(schema: ObjectSchema | None, name: str, held: Any, sent: Any) -> Any:
-    """What the record holds, in the row's spelling where the API only lowercased it (it stores
-    `email` and `domain` lowercase, as documented): no difference to PATCH."""
-    if schema is None or name not in schema.field_names() or not schema.field(name).lowercase:
-        return held
-    same = isinstance(held, str) and isinstance(sent, str) and held == sent.lower()
-    return sent if same else held
+    updated_at = record.get("updated_at")
+    seen_at = updated_at if isinstance(updated_at, str) else None
+    return Adoption(str(record["id"]), display_id_of(record), synced, seen_at, record)

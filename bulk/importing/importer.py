@@ -19,7 +19,7 @@ import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from bulk.errors import (
     as_sentence,
 )
 from bulk.importing.conflicts import ConflictResolver, display_id_of
+from bulk.importing.mapping import load_mapping
 from bulk.importing.planning import (
     OpenSource,
     PlanOptions,
@@ -55,10 +56,12 @@ from bulk.importing.rows import payload_hash
 from bulk.importing.sources import discover_sources
 from bulk.interrupts import StopRequest
 from bulk.lock import CheckpointLock
+from bulk.outcome import RunOutcome
 from bulk.outputs import check_writable
 from bulk.progress import PassProgress, ProgressFactory, ticking
 from bulk.schema import CONTACT, CUSTOMER, ONBOARDING
 from bulk.settings import ImportSettings
+from bulk.workers import run_workers
 
 KEY_REMEDY = "Check --api-key or PIVOTAL_API_KEY."
 REFUSED = (AuthenticationError, NotTheApiError)
@@ -68,37 +71,18 @@ UNREACHABLE = (ApiUnreachableError, NoResponseError, ServerError)
 
 
 @dataclass
-class ImportOutcome:
+class ImportOutcome(RunOutcome[ImportSummary, PlanSummary]):
     """What a run did: its summary, the exit code it earns, and what to tell the user."""
 
-    summary: ImportSummary
-    exit_code: int
-    warnings: list[str] = field(default_factory=list)
-    error: str | None = None
-    plan: PlanSummary | None = None
-    errors_file: Path | None = None
     results_file: Path | None = None
 
-    def render(self) -> str:
-        text = self.plan.render() if self.plan is not None else self.summary.render()
-        if self.errors_file is not None:
-            text += f"\nProblem rows: {self.errors_file}"
-        return text
 
-    def to_json(self) -> dict[str, Any]:
-        report: dict[str, Any] = {"summary": self.summary.to_json(), "exit_code": self.exit_code}
-        if self.plan is not None:
-            report["plan"] = asdict(self.plan)
-        if self.error is not None:
-            report["error"] = self.error
-        if self.warnings:
-            report["warnings"] = self.warnings
-        return report
-
-
-def idempotency_key(pass_name: str, key: str) -> str:
-    """Stable across runs and machines: the same row always sends the same key."""
-    digest = hashlib.sha256(f"{pass_name}\x00{key}".encode()).hexdigest()[:40]
+def idempotency_key(pass_name: str, key: str, generation: int = 0) -> str:
+    """Stable across runs and machines: the same row always sends the same key. An undo that
+    deleted the row's record bumps its `generation`, so its next create is a new request and
+    not a replay of the deleted record (generation 0 keeps the keys of older checkpoints)."""
+    identity = f"{pass_name}\x00{key}" + (f"\x00{generation}" if generation else "")
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:40]
     return f"bulk-{pass_name}-{digest}"
 
 
@@ -141,7 +125,8 @@ async def run_import(
 
 def plan_options(settings: ImportSettings) -> PlanOptions:
     """The few settings that shape the plan."""
-    return PlanOptions(settings.mapping, settings.encoding, settings.force, settings.passes)
+    mapping = load_mapping(settings.maps, settings.map_file)
+    return PlanOptions(mapping, settings.encoding, settings.force, settings.passes)
 
 
 def _outputs(settings: ImportSettings, in_memory: bool) -> list[tuple[str, Path]]:
@@ -210,7 +195,7 @@ async def _dry_run(
     except RequestAbandoned:
         pace = None
     except (*REFUSED, *UNREACHABLE) as failed:
-        outcome.exit_code, outcome.error = 3, _api_failure(failed, resumable=False)
+        outcome.exit_code, outcome.error = 3, api_failure(failed, resumable=False)
         return outcome
     if pace is None or stop.is_set():
         outcome.exit_code, outcome.error = stop.exit_code, "Interrupted."
@@ -229,7 +214,7 @@ async def _key_pace(settings: ImportSettings, stop: StopRequest) -> Pace:
         return client.pace()
 
 
-def _api_failure(error: ApiError, *, resumable: bool) -> str:
+def api_failure(error: ApiError, *, resumable: bool) -> str:
     """The exit-3 line: a refused key or URL says what to fix (running again would not help);
     an unreachable API says the run can resume."""
     if isinstance(error, REFUSED):
@@ -304,7 +289,8 @@ class _ImportSession:
     async def send_all(self, progress: ProgressFactory, stop: StopRequest) -> ImportOutcome:
         try:
             async with open_client(self.settings.connection, stop) as self.client:
-                await self.client.me()  # a bad key or a dead API stops here, before writes
+                me = await self.client.me()  # a bad key or a dead API stops here, before writes
+                self.checkpoint.record_workspace(me)  # `bulk undo` refuses another workspace
                 reachability = Reachability(self.client, self.settings.connection.concurrency)
                 await self._look_up_departed()
                 for pass_name in self.settings.passes:
@@ -314,7 +300,7 @@ class _ImportSession:
         except RequestAbandoned:
             pass  # the stop came while GET /me or a lookup waited: nothing of ours was sent
         except (*REFUSED, *UNREACHABLE) as failed:
-            return self.finish(3, _api_failure(failed, resumable=True))
+            return self.finish(3, api_failure(failed, resumable=True))
         if stop.is_set():
             return self.finish(stop.exit_code, str(RunInterrupted(stop.exit_code)))
         self.checkpoint.finish_run(self.run)
@@ -331,7 +317,15 @@ class _ImportSession:
             if found is not None:
                 synced = found.synced
                 self.checkpoint.mark_done(
-                    row, "adopted", found.id, found.display_id, 0, synced, payload_hash(synced)
+                    row,
+                    "adopted",
+                    found.id,
+                    found.display_id,
+                    0,
+                    synced,
+                    payload_hash(synced),
+                    written_at=found.updated_at,
+                    seen=found.record,
                 )
                 self.notes.append(f"{what}: it is in Pivotal as {found.id}, recorded as adopted.")
             elif row.pivotal_id is not None:
@@ -426,14 +420,8 @@ class PassRunner:
         """Workers share one iterator over the checkpoint's pending rows (source order)."""
         rows = self.checkpoint.rows_to_send(self.pass_name, self.run_)
         with self.checkpoint.grouped_commits() as self.commits:
-            workers = [asyncio.create_task(self._worker(rows)) for _ in range(self.concurrency)]
             try:
-                await asyncio.gather(*workers)
-            except BaseException:
-                for worker in workers:
-                    worker.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
-                raise
+                await run_workers(self.concurrency, lambda: self._worker(rows))
             finally:
                 self.commits = None
 
@@ -458,6 +446,8 @@ class PassRunner:
     async def _resend(self, row: RowState) -> None:
         """A request from before whose answer never came: send exactly it again."""
         assert row.request_path is not None and row.request_body is not None
+        if row.request_method == "POST" and await self._adopted_before_sending(row):
+            return  # its key may have expired since: found under its customer, not sent again
         action = "created" if row.request_method == "POST" else "updated"
         target = row.request_payload or row.payload
         method = row.request_method or "POST"
@@ -479,6 +469,8 @@ class PassRunner:
             else:
                 path = f"/{ONBOARDING.collection}"
                 body["customer_id"] = parent_id
+                if await self._adopted_before_sending(row, parent_id):
+                    return  # a customer this checkpoint did not create: its onboarding exists
         await self._send(row, "POST", path, encode_body(body), row.payload, "created")
 
     async def _update(self, row: RowState) -> None:
@@ -496,8 +488,31 @@ class PassRunner:
                 payload_hash(row.payload),
             )
             return
+        if row.origin != "created":  # an undo puts back what an adopted record held
+            before = {name: synced.get(name) for name in body}
+            self.checkpoint.remember_before(row, before, row.written_at)
         path = f"/{self.pass_name}/{row.pivotal_id}"  # passes are named after collections
         await self._send(row, "PATCH", path, encode_body(body), row.payload, "updated")
+
+    async def _adopted_before_sending(self, row: RowState, customer: str | None = None) -> bool:
+        """An onboarding that may be in Pivotal already is looked up under its customer first
+        (`bulk.importing.matching`); True when that settled the row. A lookup without an
+        answer fails the row alone, like a request without one, and a refused one (a customer
+        deleted since) with the API's error; either keeps a request in flight for next time."""
+        try:
+            return await self.conflicts.adopt_before_sending(row, customer, self._update)
+        except AuthenticationError:
+            raise
+        except (NoResponseError, ServerError) as error:
+            code = error.code if isinstance(error, ServerError) else "no_response"
+            message = _no_answer(error)
+            self.checkpoint.mark_failed(row, "failed", code, message, 0, outcome_known=False)
+            await self.reachability.exhausted(error)
+        except ApiStatusError as error:
+            self.reachability.answered()
+            code, message = error.code, error.api_message
+            self.checkpoint.mark_failed(row, "failed", code, message, 0, outcome_known=False)
+        return True
 
     def _parent_id(self, row: RowState) -> str | None:
         """The customer's Pivotal id, or None after marking the row skipped."""
@@ -534,7 +549,7 @@ class PassRunner:
         self.checkpoint.mark_in_flight(row, method, path, body, target)
         if self.commits is not None:
             await self.commits.durable()  # in flight, committed, before the request leaves
-        key = idempotency_key(self.pass_name, row.key) if method == "POST" else None
+        key = idempotency_key(self.pass_name, row.key, row.generation) if method == "POST" else None
         try:
             response = await self.client.request(method, path, body=body, idempotency_key=key)
         except RequestAbandoned as abandoned:
@@ -574,6 +589,8 @@ class PassRunner:
                 response.attempts,
                 target,
                 row.payload_hash if target is row.payload else payload_hash(target),
+                written_at=_text_or_none(response.body.get("updated_at")),
+                seen=response.body if method == "PATCH" and row.origin != "created" else None,
             )
 
     async def _adopted(
@@ -587,6 +604,10 @@ class PassRunner:
         except (NoResponseError, ServerError) as lookup:
             error.api_message += f"; looking up the existing record got no answer: {lookup}"
             return False
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _no_answer(error: ApiError) -> str:

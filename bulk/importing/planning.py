@@ -17,13 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 from bulk.checkpoint import Checkpoint, InvalidRow, KnownRow, Run
 from bulk.errors import InputError
+from bulk.importing.mapping import NO_MAPPING, SourceMapping
 from bulk.importing.rows import PlannedRow, RowPlanner, RowProblem
 from bulk.importing.sources import Source, SourceFile, SourceRecord, open_source
 from bulk.schema import CUSTOMER, ONBOARDING, canonical_json, now_timestamp, text_digest
@@ -45,8 +45,8 @@ def _keep_going() -> None:
 class PlanOptions:
     """The import options that shape the plan, and nothing else."""
 
-    mapping: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    """Field name → column name (`--map FIELD=COLUMN`)."""
+    mapping: SourceMapping = NO_MAPPING
+    """The `--map` and `--map-file` maps."""
     encoding: str | None = None
     force: bool = False
     """Plan done, unchanged rows to be sent again."""
@@ -105,7 +105,7 @@ def _check_list_columns(source: Source, planner: RowPlanner) -> None:
 
 def fingerprint(sources: Sequence[OpenSource], options: PlanOptions) -> str:
     """Changes whenever a source file or an option that shapes the plan changes."""
-    parts: list[Any] = [sorted(options.mapping.items()), options.encoding, options.force]
+    parts: list[Any] = [options.mapping.canonical(), options.encoding, options.force]
     for opened in sources:
         stat = opened.file.path.stat()
         parts.append(
@@ -275,7 +275,8 @@ class _PassPlanner:
         if row.slug is not None and row.slug in self.slugs and row.key not in self.seen:
             return self._same_slug(row)
         if row.key in self.seen:
-            if self.pass_name == ONBOARDING.collection and "external_id" not in row.cells:
+            mapped = self.opened.planner.column_map.get("external_id") is not None
+            if self.pass_name == ONBOARDING.collection and not mapped:
                 message = (
                     f"a second onboarding for customer '{row.key}' (first on line "
                     f"{self.seen[row.key]}); add an external_id column to import several "
@@ -288,8 +289,7 @@ class _PassPlanner:
 
     def _cell_key(self, problem: RowProblem) -> str | None:
         """An invalid row's external_id as its cell says, read from the mapped column."""
-        column = self.opened.planner.column_map.get("external_id") or "external_id"
-        return problem.cells.get(column)
+        return self.opened.planner.external_id_of(problem.cells)
 
     def _same_slug(self, row: PlannedRow) -> RowProblem:
         """The later of two customers that would get one slug: the API would refuse it."""

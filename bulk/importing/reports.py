@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +27,29 @@ class RequestStats(Protocol):
     requests: int
     retries: int
     rate_limited: int
+
+
+class RequestTotals(Protocol):
+    """A summary's last line: what the run sent and how long it took."""
+
+    requests: int
+    retries: int
+    rate_limited: int
+    elapsed_s: float
+
+
+def count_requests(totals: RequestTotals, stats: RequestStats | None, elapsed_s: float) -> None:
+    if stats is not None:
+        totals.requests, totals.retries = stats.requests, stats.retries
+        totals.rate_limited = stats.rate_limited
+    totals.elapsed_s = round(elapsed_s, 3)
+
+
+def requests_line(totals: RequestTotals) -> str:
+    return (
+        f"requests {totals.requests}, retries {totals.retries}, "
+        f"rate-limited {totals.rate_limited}, elapsed {totals.elapsed_s:.1f} s"
+    )
 
 
 @dataclass
@@ -67,10 +90,7 @@ class ImportSummary:
         for name, count in (not_in_source or {}).items():
             if name in summary.passes:
                 summary.passes[name].not_in_source = count
-        if stats is not None:
-            summary.requests, summary.retries = stats.requests, stats.retries
-            summary.rate_limited = stats.rate_limited
-        summary.elapsed_s = round(elapsed_s, 3)
+        count_requests(summary, stats, elapsed_s)
         return summary
 
     @property
@@ -85,11 +105,7 @@ class ImportSummary:
             (name, *(getattr(c, column) for column in ("total", *COUNTED)))
             for name, c in self.passes.items()
         ]
-        table = format_table(("pass", "total", *COUNTED), rows)
-        text = (
-            f"{table}\nrequests {self.requests}, retries {self.retries}, "
-            f"rate-limited {self.rate_limited}, elapsed {self.elapsed_s:.1f} s"
-        )
+        text = f"{format_table(('pass', 'total', *COUNTED), rows)}\n{requests_line(self)}"
         gone = sum(c.not_in_source for c in self.passes.values())
         if gone:
             text += f"\nnot in source: {gone}, left as they are in Pivotal"
@@ -120,24 +136,34 @@ class PlanSummary:
             name: {kind: counts.get(name, {}).get(kind, 0) for kind in PLANNED} for name in counts
         }
         requests = sum(c["create"] + c["update"] + c["resend"] for c in passes.values())
-        eta_s = estimate_seconds(requests + 1, pace)
-        rate = per_minute(pace)
-        if ceiling_per_min is not None and (rate is None or ceiling_per_min < rate):
-            rate = ceiling_per_min  # the user's ceiling spaces requests 60/N s apart
-            eta_s = max(eta_s, requests * 60 / ceiling_per_min + pace.latency_s)
+        rate, eta_s = timed(requests, pace, ceiling_per_min)
         return cls(passes, requests, rate, eta_s)
 
     def render(self) -> str:
         rows = [(name, *(c[kind] for kind in PLANNED)) for name, c in self.passes.items()]
-        rate = (
-            f"at {self.rate_per_min} requests/min"
-            if self.rate_per_min is not None
-            else "(the server sets no rate limit)"
-        )
+        rate = rate_phrase(self.rate_per_min)
         return (
             f"{format_table(('pass', *PLANNED), rows)}\n{self.requests} write requests; about "
             f"{format_duration(self.eta_s)} {rate}. Dry run: nothing was sent."
         )
+
+
+def timed(requests: int, pace: Pace, ceiling_per_min: int | None) -> tuple[int | None, float]:
+    """(the rate a run keeps to, its estimated seconds) for `requests` writes plus the run's
+    own `GET /me`, by the governor's model at `pace` and under the user's `--rate-limit`."""
+    eta_s = estimate_seconds(requests + 1, pace)
+    rate = per_minute(pace)
+    if ceiling_per_min is not None and (rate is None or ceiling_per_min < rate):
+        rate = ceiling_per_min  # the user's ceiling spaces requests 60/N s apart
+        eta_s = max(eta_s, requests * 60 / ceiling_per_min + pace.latency_s)
+    return rate, eta_s
+
+
+def rate_phrase(rate_per_min: int | None) -> str:
+    """`at 600 requests/min`, as a dry run's estimate ends."""
+    if rate_per_min is None:
+        return "(the server sets no rate limit)"
+    return f"at {rate_per_min} requests/min"
 
 
 def per_minute(pace: Pace) -> int | None:
@@ -154,9 +180,15 @@ def per_minute(pace: Pace) -> int | None:
 
 def write_errors_file(checkpoint: Checkpoint, run: Run, path: Path) -> Path | None:
     """Every invalid, failed or skipped row with its original columns and why; None if none."""
+    return write_problem_file(path, lambda: checkpoint.problem_rows(run))
+
+
+def write_problem_file(path: Path, problems: Callable[[], Iterable[ProblemRow]]) -> Path | None:
+    """The rows `problems()` yields (it is called twice: columns, then rows) with their
+    original columns and why, in source order; no file (and None) when there is none."""
     columns: dict[str, None] = {}
     count = 0
-    for problem in checkpoint.problem_rows(run):
+    for problem in problems():
         columns.update(dict.fromkeys(problem.cells))
         count += 1
     if count == 0:
@@ -167,7 +199,7 @@ def write_errors_file(checkpoint: Checkpoint, run: Run, path: Path) -> Path | No
     with _told("errors file", path), _opened(path) as out:
         writer = csv.writer(out)
         writer.writerow(header)
-        for problem in sorted(checkpoint.problem_rows(run), key=_source_order):
+        for problem in sorted(problems(), key=_source_order):
             writer.writerow(
                 [
                     problem.pass_name,
