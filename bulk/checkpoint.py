@@ -257,6 +257,26 @@ def _undo(db: sqlite3.Connection) -> None:
     )
 
 
+@migration("007_invalid_rows_across_runs")
+def _invalid_rows_across_runs(db: sqlite3.Connection) -> None:
+    """Invalid rows become the checkpoint's, not a run's: the latest plan of a pass holds that
+    pass's invalid rows, until the pass is planned again (the errors file covers every run).
+    Older checkpoints kept each run's: of those, each pass keeps its latest plan's only — the
+    later of its last run with an invalid row and its last run with a valid one."""
+    db.execute(
+        """
+        DELETE FROM invalid_rows WHERE run < (
+            SELECT max(latest) FROM (
+                SELECT max(run) AS latest FROM rows WHERE rows.pass = invalid_rows.pass
+                UNION ALL
+                SELECT max(run) FROM invalid_rows AS later WHERE later.pass = invalid_rows.pass
+            )
+        )
+        """
+    )
+    db.execute("CREATE INDEX invalid_by_key ON invalid_rows (pass, key)")
+
+
 def _open_for_writing(path: Path | str) -> sqlite3.Connection:
     """Open (creating the file and its folder) and migrate."""
     if str(path) != ":memory:":
@@ -383,9 +403,11 @@ class RowError(NamedTuple):
 
 
 class ProblemRow(NamedTuple):
-    """An invalid, failed or skipped row with its original cells."""
+    """An invalid, failed or skipped row with its original cells (in their source order)."""
 
     pass_name: str
+    source: str
+    """The file the row was read from, as named in the errors file's `_file`."""
     line: int
     code: str
     message: str
@@ -395,6 +417,7 @@ class ProblemRow(NamedTuple):
 
 class ResultRow(NamedTuple):
     pass_name: str
+    source: str
     line: int
     key: str | None
     action: str
@@ -560,8 +583,11 @@ class Checkpoint:
 
     # -- planning ----------------------------------------------------------------------------
 
-    def forget_invalid(self, run: Run) -> None:
-        self._db.execute("DELETE FROM invalid_rows WHERE run = ?", (run.id,))
+    def forget_invalid(self, passes: Sequence[str]) -> None:
+        """Drop the invalid rows of `passes`, about to be planned again: a pass's invalid rows
+        are always its latest plan's (a row fixed since leaves the errors file)."""
+        marks = ",".join("?" * len(passes))
+        self._db.execute(f"DELETE FROM invalid_rows WHERE pass IN ({marks})", tuple(passes))
 
     def record_invalid(self, run: Run, rows: Iterable[InvalidRow]) -> None:
         self._db.executemany(
@@ -569,6 +595,21 @@ class Checkpoint:
             "cells) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             ((run.id, *row) for row in rows),
         )
+
+    def invalid_lines(self, pass_name: str, keys: list[str]) -> dict[str, int]:
+        """The keys among `keys` that the latest plan of the pass found invalid, and the line
+        each was first found on."""
+        found: dict[str, int] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, line in self._db.execute(
+                f"SELECT key, min(line) FROM invalid_rows WHERE pass = ? AND key IN ({marks}) "
+                "GROUP BY key",
+                (pass_name, *chunk),
+            ):
+                found[key] = line
+        return found
 
     def existing(self, pass_name: str, keys: list[str]) -> dict[str, KnownRow]:
         """The rows of `keys` that the checkpoint already holds."""
@@ -846,12 +887,14 @@ class Checkpoint:
             counts.setdefault(pass_name, {})["invalid"] = count
         return counts
 
-    def invalid_counts(self, run: Run) -> dict[str, int]:
-        """Per pass, the rows of this run that failed validation."""
+    def invalid_counts(self, run: Run | None = None) -> dict[str, int]:
+        """Per pass, the rows that failed validation: in `run`'s plan, or (None) in each
+        pass's latest plan."""
+        where, parameters = ("WHERE run = ?", (run.id,)) if run is not None else ("", ())
         return {
             str(pass_name): int(count)
             for pass_name, count in self._db.execute(
-                "SELECT pass, count(*) FROM invalid_rows WHERE run = ? GROUP BY 1", (run.id,)
+                f"SELECT pass, count(*) FROM invalid_rows {where} GROUP BY 1", parameters
             )
         }
 
@@ -904,28 +947,34 @@ class Checkpoint:
             )
         ]
 
-    def problem_rows(self, run: Run) -> Iterator[ProblemRow]:
-        """Invalid, failed and skipped rows."""
-        for pass_name, line, code, message, cells in self._db.execute(
-            "SELECT pass, line, code, message, cells FROM invalid_rows WHERE run = ?", (run.id,)
+    def problem_rows(self, run: Run | None = None) -> Iterator[ProblemRow]:
+        """Every invalid, failed and skipped row the checkpoint holds, whichever run met it
+        (only `run`'s, when given), by pass, file and line. A failed or skipped row that a
+        later plan of its pass found invalid appears once, as invalid."""
+        where, parameters = ("", ()) if run is None else ("WHERE run = ?", (run.id,))
+        for pass_name, source, line, code, message, state, cells in self._db.execute(
+            "SELECT pass, source, line, code, message, state, cells FROM ("
+            "SELECT pass, source, line, code, message, 'invalid' AS state, cells, run "
+            "FROM invalid_rows UNION ALL "
+            "SELECT pass, source, line, error_code, error_message, state, cells, run FROM rows "
+            f"WHERE state IN ('failed', 'skipped') AND NOT {_SUPERSEDED}) {where} "
+            f"ORDER BY {PASS_ORDER_SQL}, source, line",
+            parameters,
         ):
-            yield ProblemRow(pass_name, line, code, message, "invalid", json.loads(cells))
-        for pass_name, line, code, message, state, cells in self._db.execute(
-            "SELECT pass, line, error_code, error_message, state, cells FROM rows "
-            "WHERE run = ? AND state IN ('failed', 'skipped')",
-            (run.id,),
-        ):
-            yield ProblemRow(pass_name, line, code, message, state, json.loads(cells))
+            yield ProblemRow(pass_name, source, line, code, message, state, json.loads(cells))
 
-    def result_rows(self, run: Run) -> Iterator[ResultRow]:
-        """Every source row of the run, in source order."""
+    def result_rows(self) -> Iterator[ResultRow]:
+        """Every row the checkpoint knows, whichever run met it, by pass, file and line: its
+        latest action, and its Pivotal ids whenever it exists in Pivotal (a row found invalid
+        since keeps the ids its record has)."""
         for row in self._db.execute(
-            "SELECT pass, line, key, action, pivotal_id, display_id FROM ("
-            "SELECT pass, line, key, CASE WHEN state IN ('done', 'failed', 'skipped') THEN action "
-            "ELSE state END AS action, pivotal_id, display_id FROM rows WHERE run = ? "
-            "UNION ALL SELECT pass, line, key, 'invalid', NULL, NULL FROM invalid_rows "
-            f"WHERE run = ?) ORDER BY {_PASS_ORDER}, line",
-            (run.id, run.id),
+            "SELECT pass, source, line, key, action, pivotal_id, display_id FROM ("
+            "SELECT i.pass, i.source, i.line, i.key, 'invalid' AS action, r.pivotal_id, "
+            "r.display_id FROM invalid_rows AS i LEFT JOIN rows AS r "
+            "ON r.pass = i.pass AND r.key = i.key AND r.run != i.run UNION ALL "
+            "SELECT pass, source, line, key, CASE WHEN state IN ('done', 'failed', 'skipped') "
+            "THEN action ELSE state END, pivotal_id, display_id FROM rows "
+            f"WHERE NOT {_SUPERSEDED}) ORDER BY {PASS_ORDER_SQL}, source, line"
         ):
             yield ResultRow(*row)
 
@@ -974,20 +1023,29 @@ class Checkpoint:
         ]
 
     def not_in_source_counts(self, run: Run) -> dict[str, int]:
-        """Per pass, the rows the checkpoint knows that this run's source does not have."""
+        """Per pass, the rows the checkpoint knows that this run's source does not have (a row
+        the source has but this run found invalid is counted as invalid instead)."""
         return {
             pass_name: int(count)
             for pass_name, count in self._db.execute(
-                "SELECT pass, count(*) FROM rows WHERE run != ? GROUP BY 1", (run.id,)
+                f"SELECT pass, count(*) FROM rows WHERE run != ? AND NOT {_SUPERSEDED} GROUP BY 1",
+                (run.id,),
             )
         }
 
 
-_PASS_ORDER = (
+PASS_ORDER_SQL = (
     "CASE pass "
     + " ".join(f"WHEN '{schema.collection}' THEN {n}" for n, schema in enumerate(OBJECT_SCHEMAS))
     + f" ELSE {len(OBJECT_SCHEMAS)} END"
 )
+"""An SQL expression ordering rows by pass, parents first (`ORDER BY` it)."""
+_SUPERSEDED = (
+    "EXISTS (SELECT 1 FROM invalid_rows AS i WHERE i.pass = rows.pass AND i.key = rows.key "
+    "AND i.run != rows.run)"
+)
+"""A row of `rows` that a later plan of its pass found invalid (not a row of the same plan:
+that is a valid row whose duplicate was invalid)."""
 _ROW_COLUMNS = (
     "pass, key, line, state, customer_key, customer_ref, payload, payload_hash, synced_payload, "
     "request_method, request_path, request_body, request_payload, pivotal_id, display_id, "

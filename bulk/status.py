@@ -42,27 +42,25 @@ def describe_checkpoint(path: Path) -> str:
 
 
 def rewrite_reports(path: Path, errors: Path | None, results: Path | None) -> list[Path]:
-    """Write the errors and/or results file of the checkpoint's latest run again, from the
-    checkpoint alone (nothing is sent); the files written (no errors file when no row has a
+    """Write the errors and/or results file again, from the whole checkpoint alone (nothing is
+    sent), as the last import wrote them; the files written (no errors file when no row has a
     problem)."""
     checkpoint = Checkpoint(path, read_only=True)
     try:
-        run = checkpoint.latest_run()
-        if run is None:
+        if checkpoint.latest_run() is None:
             return []
-        written = [write_errors_file(checkpoint, run, errors)] if errors is not None else []
+        written = [write_errors_file(checkpoint, errors)] if errors is not None else []
         if results is not None:
-            written.append(write_results_file(checkpoint, run, results))
+            written.append(write_results_file(checkpoint, results))
     finally:
         checkpoint.close()
     return [file for file in written if file is not None]
 
 
 def _counts(checkpoint: Checkpoint) -> dict[str, dict[str, int]]:
-    """Per pass, rows by state and the latest run's invalid rows."""
+    """Per pass, rows by state and the invalid rows (each pass's latest plan's)."""
     counts = checkpoint.state_counts()
-    run = checkpoint.latest_run()
-    for pass_name, invalid in (checkpoint.invalid_counts(run) if run else {}).items():
+    for pass_name, invalid in checkpoint.invalid_counts().items():
         counts.setdefault(pass_name, {})["invalid"] = invalid
     return counts
 

@@ -24,6 +24,7 @@ NAMES = [
     "004_no_state_index",
     "005_row_origin",
     "006_undo",
+    "007_invalid_rows_across_runs",
 ]
 
 

@@ -75,7 +75,7 @@ async def test_someone_elses_slug_fails_the_row_and_skips_its_children(
         f"slug 'acme' belongs to customer {other['id']} (external_id 'crm-77'), "
         "not to external_id '001'; give this row its own slug in a slug column"
     )
-    assert by_pass["contacts"]["_state"] == "skipped"
+    assert by_pass["contacts"]["_error_code"] == "customer_not_imported"  # skipped
     assert by_pass["contacts"]["_error_message"].startswith("customer '001' is failed: slug 'acme'")
     assert len(sandbox.objects(WORKSPACE, "customer")) == 2  # theirs and Globex, no duplicate
 

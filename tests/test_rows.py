@@ -425,15 +425,20 @@ def test_a_child_with_an_empty_customer_external_id_takes_its_customer_id() -> N
     assert (row.customer_key, row.customer_ref) == (None, "cl9bn00of0000g7l8gcq8c4xk")
 
 
-def test_the_first_problem_wins_and_carries_the_record() -> None:
+def test_every_problem_of_a_row_is_found_and_the_record_carried() -> None:
     cells: dict[str, str | None] = {
-        "customer_external_id": "1", "name": "Bob", "email": "bob@", "is_primary": "maybe",
+        "customer_external_id": None, "name": "Bob", "email": "bob@", "is_primary": "maybe",
     }  # fmt: skip
     found = RowPlanner("contacts", list(cells)).plan(SourceRecord(17, cells))
     assert isinstance(found, RowProblem)
     assert (found.pass_name, found.line, found.column, found.cells) == (
-        "contacts", 17, "email", cells,
+        "contacts", 17, "customer_external_id", cells,
     )  # fmt: skip
+    assert [(issue.column, issue.code) for issue in found.issues] == [
+        ("customer_external_id", "missing_field"),
+        ("email", "invalid_string"),
+        ("is_primary", "invalid_type"),
+    ]
 
 
 def test_problems_name_the_mapped_column() -> None:

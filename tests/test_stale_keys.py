@@ -325,7 +325,7 @@ async def test_one_onboarding_of_the_name_is_adopted_and_patched_and_none_means_
     created = by_name["Globex rollout"]
     assert (created["customer_id"], created["phase"]) == (globex["id"], "review")
     results = pl.read_csv(tmp_path / "import.results.csv", infer_schema=False)
-    onboarding_results = results.filter(pl.col("pass") == "onboardings")
+    onboarding_results = results.filter(pl.col("_pass") == "onboardings")
     assert onboarding_results.select("external_id", "action", "id").rows() == [
         ("001", "adopted", theirs["id"]),
         ("002", "created", created["id"]),

@@ -41,6 +41,7 @@ from bulk.errors import (
     as_sentence,
 )
 from bulk.importing.conflicts import ConflictResolver, display_id_of
+from bulk.importing.errors_input import FORMAT as ERRORS_FORMAT
 from bulk.importing.mapping import load_mapping
 from bulk.importing.planning import (
     OpenSource,
@@ -51,7 +52,14 @@ from bulk.importing.planning import (
     open_sources,
     plan_import,
 )
-from bulk.importing.reports import ImportSummary, PlanSummary, write_errors_file, write_results_file
+from bulk.importing.reports import (
+    ImportSummary,
+    PlanSummary,
+    errors_file_notes,
+    invalid_preview,
+    write_errors_file,
+    write_results_file,
+)
 from bulk.importing.rows import payload_hash
 from bulk.importing.sources import discover_sources
 from bulk.interrupts import StopRequest
@@ -75,6 +83,12 @@ class ImportOutcome(RunOutcome[ImportSummary, PlanSummary]):
     """What a run did: its summary, the exit code it earns, and what to tell the user."""
 
     results_file: Path | None = None
+    fed_back: tuple[Path, ...] = ()
+    """Errors files this run read as its source."""
+
+    def render(self) -> str:
+        text = self.plan.render() if self.plan is not None else self.summary.render()
+        return "\n".join([text, *errors_file_notes(self.errors_file, self.fed_back)])
 
 
 def idempotency_key(pass_name: str, key: str, generation: int = 0, scope: str = "") -> str:
@@ -113,6 +127,7 @@ async def run_import(
                 return await _dry_run(checkpoint, sources, settings, options, started, stop)
             run = checkpoint.begin_run()
             session = _ImportSession(checkpoint, run, settings, PlanOutcome(), started)
+            session.fed_back = _errors_files_read(sources)
             try:
                 session.plan = _plan_if_needed(checkpoint, run, sources, options, stop.check)
             except RunInterrupted as interrupted:
@@ -135,8 +150,8 @@ def _outputs(settings: ImportSettings, in_memory: bool) -> list[tuple[str, Path]
     """Every file this run will write, to check before the first request (a dry run writes
     no results file, and no checkpoint when there is none yet)."""
     outputs = [] if in_memory else [("checkpoint", settings.checkpoint)]
-    outputs.append(("errors file", settings.errors_file))
-    if not settings.dry_run:
+    if not settings.dry_run:  # a dry run leaves both files as the last real run wrote them
+        outputs.append(("errors file", settings.errors_file))
         outputs.append(("results file", settings.results_file))
     if settings.report_path is not None:  # written by the caller, from this run's outcome
         outputs.append(("report", settings.report_path))
@@ -191,7 +206,7 @@ async def _dry_run(
         plan = session.plan
         exit_code = (2 if settings.strict else 1) if plan.invalid else 0
         outcome = session.outcome(exit_code)
-        outcome.errors_file = write_errors_file(checkpoint, run, settings.errors_file)
+        preview = invalid_preview(checkpoint, run, settings.errors_file)
     try:
         pace = await _key_pace(settings, stop)
     except RequestAbandoned:
@@ -206,7 +221,12 @@ async def _dry_run(
     for name, invalid in plan.invalid_by_pass.items():
         counts.setdefault(name, {})["invalid"] = invalid
     outcome.plan = PlanSummary.from_counts(counts, pace, settings.connection.rate_limit)
+    outcome.plan.invalid_preview = preview
     return outcome
+
+
+def _errors_files_read(sources: list[OpenSource]) -> tuple[Path, ...]:
+    return tuple(dict.fromkeys(o.file.path for o in sources if o.file.format == ERRORS_FORMAT))
 
 
 async def _key_pace(settings: ImportSettings, stop: StopRequest) -> Pace:
@@ -287,6 +307,8 @@ class _ImportSession:
     client: PivotalClient | None = None
     notes: list[str] = field(default_factory=list)
     """What the user should hear besides the plan's warnings (rows that left the source)."""
+    fed_back: tuple[Path, ...] = ()
+    """Errors files this run reads as its source."""
 
     async def send_all(self, progress: ProgressFactory, stop: StopRequest) -> ImportOutcome:
         try:
@@ -361,14 +383,22 @@ class _ImportSession:
                 await runner.run()
 
     def finish(self, exit_code: int | None, error: str | None = None) -> ImportOutcome:
-        """The outcome, with the errors and results files written from the checkpoint."""
+        """The outcome, with the errors and results files written from the whole checkpoint.
+
+        An errors file that is this run's own source is rewritten only once the run finished
+        (`exit_code` None): a resume must read it as it was, or the fixed rows it still has to
+        send would leave its source."""
         outcome = self.outcome(exit_code, error)
-        outcome.errors_file = write_errors_file(
-            self.checkpoint, self.run, self.settings.errors_file
-        )
-        outcome.results_file = write_results_file(
-            self.checkpoint, self.run, self.settings.results_file
-        )
+        outcome.fed_back = self.fed_back
+        errors_file = self.settings.errors_file
+        if exit_code is not None and _same_file(errors_file, self.fed_back):
+            outcome.errors_file = errors_file
+            outcome.warnings.append(
+                f"{errors_file} is this run's source: it is rewritten when the run finishes."
+            )
+        else:
+            outcome.errors_file = write_errors_file(self.checkpoint, errors_file)
+        outcome.results_file = write_results_file(self.checkpoint, self.settings.results_file)
         return outcome
 
     def outcome(self, exit_code: int | None, error: str | None = None) -> ImportOutcome:
@@ -617,6 +647,10 @@ class PassRunner:
 
 def _text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _same_file(path: Path, others: tuple[Path, ...]) -> bool:
+    return any(path.resolve() == other.resolve() for other in others)
 
 
 def _no_answer(error: ApiError) -> str:

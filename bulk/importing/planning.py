@@ -6,7 +6,9 @@ with `cells`); the planned row is checked against the rest of the source (duplic
 compared with what the checkpoint holds (unchanged? its customer known?); and the outcome is
 stored. Nothing is sent here. Each valid row lands in the checkpoint as `pending` (to create or
 to update), `done` (unchanged since it was last synced) or `skipped` (its customer is invalid);
-each invalid row lands in `invalid_rows` with its line, column and reason. Files stream in
+each invalid row lands in `invalid_rows` with its line and every problem it has (its cells',
+a duplicate key, a customer nowhere to be found), replacing that pass's invalid rows of the
+plan before (a pass's invalid rows are always its latest plan's). Files stream in
 batches, so memory stays flat however large the source. Planning polls a stop check every
 `CHECK_EVERY` records, so a Ctrl-C or SIGTERM while planning a large file takes effect at once:
 the batch being planned is dropped (nothing of it was stored) and the run stays resumable.
@@ -18,18 +20,22 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bulk.checkpoint import Checkpoint, InvalidRow, KnownRow, Run
 from bulk.errors import InputError
 from bulk.importing.mapping import NO_MAPPING, SourceMapping
-from bulk.importing.rows import PlannedRow, RowPlanner, RowProblem
+from bulk.importing.rows import Issue, PlannedRow, RowPlanner, RowProblem, predicted_slug
 from bulk.importing.sources import Source, SourceFile, SourceRecord, open_source
 from bulk.schema import CUSTOMER, ONBOARDING, canonical_json, now_timestamp, text_digest
 from bulk.settings import PASSES, pass_order
 
 BATCH_ROWS = 20_000
+CODE_SEPARATOR = ";"
+MESSAGE_SEPARATOR = "; "
+"""A row with several problems is one line of the errors file: its codes and its messages
+joined, in the same order."""
 CHECK_EVERY = 1_000
 """Records planned between two polls of the stop check (cheap: an attribute test)."""
 
@@ -130,7 +136,7 @@ def plan_import(
     `CHECK_EVERY` records and may raise to stop planning between two batches' transactions.
     """
     outcome = PlanOutcome()
-    checkpoint.forget_invalid(run)
+    checkpoint.forget_invalid([opened.file.pass_name for opened in sources])
     customers = _SourceCustomers()
     for opened in sources:
         if opened.planner.warning is not None:
@@ -183,24 +189,33 @@ class _PassPlanner:
         for records in self.opened.source.batches(BATCH_ROWS):
             planned, problems = self._plan_records(records)
             stored, orphans = self._compare_with_checkpoint(planned)
-            problems += orphans
-            self._store(stored, problems, tally)
-            invalid += len(problems)
+            rows = [
+                self._invalid(invalid.problem, invalid.key)
+                for invalid in self._with_unknown_customers(problems)
+            ]
+            rows += orphans
+            self._store(stored, rows, tally)
+            invalid += len(rows)
         return invalid
 
     # -- the pipeline, one step a method
 
     def _plan_records(
         self, records: Sequence[SourceRecord]
-    ) -> tuple[list[PlannedRow], list[InvalidRow]]:
-        """Records → row plans checked against the rest of the source, and the invalid rows."""
+    ) -> tuple[list[PlannedRow], list[_Invalid]]:
+        """Records → row plans checked against the rest of the source, and the invalid rows
+        with every problem the source alone shows."""
         planned: list[PlannedRow] = []
-        problems: list[InvalidRow] = []
+        problems: list[_Invalid] = []
         for index, record in enumerate(records):
             if index % CHECK_EVERY == 0:
                 self.check()
             result = self.opened.planner.plan(record)
-            problem = result if isinstance(result, RowProblem) else self._duplicate(result)
+            problem = (
+                self._also_duplicate(result)
+                if isinstance(result, RowProblem)
+                else self._duplicate(result)
+            )
             if problem is None:
                 assert isinstance(result, PlannedRow)
                 self.seen[result.key] = result.line
@@ -210,11 +225,38 @@ class _PassPlanner:
                     self.customers.valid[result.key] = result.line
                 planned.append(result)
             else:
-                key = self._cell_key(problem)
+                key = result.key if isinstance(result, PlannedRow) else self._cell_key(problem)
                 if key is not None:  # a later row with this key is a duplicate all the same
                     self.seen.setdefault(key, problem.line)
-                problems.append(self._invalid(problem, result))
+                problems.append(_Invalid(problem, key))
         return planned, problems
+
+    def _with_unknown_customers(self, problems: list[_Invalid]) -> list[_Invalid]:
+        """Invalid children whose customer is nowhere to be found say so too."""
+        if self.pass_name == CUSTOMER.collection:
+            return problems
+        column = self.opened.planner.column_map.get("customer_external_id")
+        parents = {
+            invalid: parent
+            for invalid in problems
+            if column is not None
+            and (parent := invalid.problem.cells.get(column)) is not None
+            and parent not in self.customers.valid
+            and parent not in self.customers.invalid
+        }
+        known = self._known_to_checkpoint(set(parents.values()))
+        return [
+            _Invalid(
+                _with_issue(
+                    invalid.problem,
+                    Issue(column, "unknown_customer", _unknown_customer(parents[invalid])),
+                ),
+                invalid.key,
+            )
+            if invalid in parents and parents[invalid] not in known
+            else invalid
+            for invalid in problems
+        ]
 
     def _compare_with_checkpoint(
         self, planned: Sequence[PlannedRow]
@@ -233,7 +275,7 @@ class _PassPlanner:
             if state == "invalid":
                 assert code is not None and message is not None
                 problem = _problem(row, "customer_external_id", code, message)
-                orphans.append(self._invalid(problem, row))
+                orphans.append(self._invalid(problem, row.key))
                 continue
             stored.append(
                 {
@@ -275,17 +317,31 @@ class _PassPlanner:
         if row.slug is not None and row.slug in self.slugs and row.key not in self.seen:
             return self._same_slug(row)
         if row.key in self.seen:
-            mapped = self.opened.planner.column_map.get("external_id") is not None
-            if self.pass_name == ONBOARDING.collection and not mapped:
-                message = (
-                    f"a second onboarding for customer '{row.key}' (first on line "
-                    f"{self.seen[row.key]}); add an external_id column to import several "
-                    "onboardings per customer"
-                )
-            else:
-                message = f"external_id '{row.key}' already appears on line {self.seen[row.key]}"
+            message = self._duplicate_message(row.key)
             return _problem(row, "external_id", "duplicate_key", message)
         return None
+
+    def _also_duplicate(self, problem: RowProblem) -> RowProblem:
+        """An invalid row whose external_id appeared before is a duplicate as well; a customer
+        whose slug is taken by an earlier row collides as well."""
+        key = self._cell_key(problem)
+        if key is not None and key in self.seen:
+            message = self._duplicate_message(key)
+            return _with_issue(problem, Issue("external_id", "duplicate_key", message))
+        if self.pass_name == CUSTOMER.collection:
+            slug_issue = self._cell_slug(problem)
+            if slug_issue is not None:
+                return _with_issue(problem, slug_issue)
+        return problem
+
+    def _duplicate_message(self, key: str) -> str:
+        mapped = self.opened.planner.column_map.get("external_id") is not None
+        if self.pass_name == ONBOARDING.collection and not mapped:
+            return (
+                f"a second onboarding for customer '{key}' (first on line {self.seen[key]}); "
+                "add an external_id column to import several onboardings per customer"
+            )
+        return f"external_id '{key}' already appears on line {self.seen[key]}"
 
     def _cell_key(self, problem: RowProblem) -> str | None:
         """An invalid row's external_id as its cell says, read from the mapped column."""
@@ -293,17 +349,31 @@ class _PassPlanner:
 
     def _same_slug(self, row: PlannedRow) -> RowProblem:
         """The later of two customers that would get one slug: the API would refuse it."""
-        first = self.slugs[row.slug or ""]
-        if "slug" in row.payload:
-            message = f"slug '{row.slug}' is also the slug of line {first}"
-            return _problem(row, "slug", "duplicate_slug", message + "; give each its own")
+        issue = self._slug_issue(row.slug or "", "slug" in row.payload, row.payload["name"])
+        return _problem(row, issue.column or "slug", issue.code, issue.message)
+
+    def _slug_issue(self, slug: str, given: bool, name: str) -> Issue:
+        first = self.slugs[slug]
+        if given:
+            message = f"slug '{slug}' is also the slug of line {first}; give each its own"
+            return Issue("slug", "duplicate_slug", message)
         name_column = self.opened.planner.column_map.shown("name")
         message = (
-            f"{name_column} {row.payload['name']!r} gives the slug '{row.slug}' that line "
-            f"{first} gets too (the API derives slugs from names); add a slug column to give "
-            "each customer its own"
+            f"{name_column} {name!r} gives the slug '{slug}' that line {first} gets too (the "
+            "API derives slugs from names); add a slug column to give each customer its own"
         )
-        return _problem(row, name_column, "duplicate_slug", message)
+        return Issue(name_column, "duplicate_slug", message)
+
+    def _cell_slug(self, problem: RowProblem) -> Issue | None:
+        """An invalid customer whose slug cell, or the slug its name cell predicts, is an
+        earlier valid row's: the collision is one more problem to fix in the same round."""
+        columns = self.opened.planner.column_map
+        given = _cell(problem, columns.get("slug"))
+        name = _cell(problem, columns.get("name"))
+        slug = given or (predicted_slug(name) if name is not None else None)
+        if not slug or slug not in self.slugs:
+            return None
+        return self._slug_issue(slug, given is not None, name or "")
 
     def _checkpoint_parents(self, rows: Sequence[PlannedRow]) -> set[str]:
         """Customer keys these rows name that only the checkpoint knows (an earlier run's)."""
@@ -314,9 +384,20 @@ class _PassPlanner:
             and row.customer_key not in self.customers.valid
             and row.customer_key not in self.customers.invalid
         }
-        if not unknown:
+        return self._known_to_checkpoint(unknown)
+
+    def _known_to_checkpoint(self, customer_keys: set[str]) -> set[str]:
+        """The keys the checkpoint knows as rows, or as invalid rows — which, like this
+        source's invalid customers, make their valid children skipped (`customers.invalid`)."""
+        if not customer_keys:
             return set()
-        return set(self.checkpoint.existing(CUSTOMER.collection, sorted(unknown)))
+        keys = sorted(customer_keys)
+        known = set(self.checkpoint.existing(CUSTOMER.collection, keys))
+        invalid = self.checkpoint.invalid_lines(CUSTOMER.collection, keys)
+        for key, line in invalid.items():
+            if key not in known:
+                self.customers.invalid.setdefault(key, line)
+        return known | set(invalid)
 
     def _state(
         self,
@@ -336,32 +417,28 @@ class _PassPlanner:
                     f"customer '{parent}' is invalid (line {self.customers.invalid[parent]})",
                 )
             if parent not in known_parents:
-                return (
-                    "invalid",
-                    None,
-                    "unknown_customer",
-                    f"customer_external_id '{parent}' is neither in the customers source "
-                    "nor known to the checkpoint",
-                )
+                return "invalid", None, "unknown_customer", _unknown_customer(parent)
         if existing is None:
             return "pending", None, None, None
         if existing.state == "done" and existing.synced_hash == digest and not self.force:
             return "done", None if self.run.resumed else "unchanged", None, None
         return "pending", None, None, None
 
-    def _invalid(self, problem: RowProblem, row: PlannedRow | RowProblem) -> InvalidRow:
-        key = row.key if isinstance(row, PlannedRow) else self._cell_key(problem)
+    def _invalid(self, problem: RowProblem, key: str | None) -> InvalidRow:
+        """The row as the checkpoint keeps it: one line of the errors file, every problem in
+        it (codes joined by `;`, messages by `; `), its cells in their source order."""
         if self.pass_name == CUSTOMER.collection and key is not None:
             self.customers.invalid.setdefault(key, problem.line)
+        issues = problem.issues
         return InvalidRow(
             pass_name=self.pass_name,
             line=problem.line,
             source=self.opened.file.path.name,
             key=key,
             column=problem.column,
-            code=problem.code,
-            message=problem.message,
-            cells_json=canonical_json(problem.cells),
+            code=CODE_SEPARATOR.join(issue.code for issue in issues),
+            message=MESSAGE_SEPARATOR.join(issue.message for issue in issues),
+            cells_json=json.dumps(problem.cells, ensure_ascii=False),
         )
 
 
@@ -376,3 +453,28 @@ def _kind(state: str, known: KnownRow | None) -> str:
 
 def _problem(row: PlannedRow, column: str, code: str, message: str) -> RowProblem:
     return RowProblem(row.pass_name, row.line, column, code, message, row.cells)
+
+
+def _cell(problem: RowProblem, column: str | None) -> str | None:
+    """A cell of an invalid row as its source has it, trimmed; None when empty or absent."""
+    value = problem.cells.get(column) if column is not None else None
+    return (value.strip() or None) if value is not None else None
+
+
+def _with_issue(problem: RowProblem, issue: Issue) -> RowProblem:
+    return replace(problem, more=(*problem.more, issue))
+
+
+def _unknown_customer(parent: str) -> str:
+    return (
+        f"customer_external_id '{parent}' is neither in the customers source nor known to the "
+        "checkpoint"
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class _Invalid:
+    """A row the source alone shows invalid, and its key (if its cells give one)."""
+
+    problem: RowProblem
+    key: str | None

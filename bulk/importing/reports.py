@@ -4,11 +4,13 @@ results files — all computed from the checkpoint, so they always agree with it
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,8 +18,8 @@ from bulk.api.estimate import Pace, estimate_seconds
 from bulk.api.ratelimit import WINDOW_MARGIN_S
 from bulk.checkpoint import Checkpoint, ProblemRow, Run
 from bulk.display import format_duration, format_table
+from bulk.importing.errors_input import TOOL_COLUMNS, TOOL_PREFIX
 from bulk.outputs import output_error
-from bulk.settings import pass_order
 
 COUNTED = ("created", "updated", "unchanged", "adopted", "failed", "skipped", "invalid")
 PLANNED = ("create", "update", "resend", "unchanged", "skipped", "invalid")
@@ -122,6 +124,8 @@ class PlanSummary:
     """The key's real limit as `GET /me` showed it (or `--rate-limit`, if lower); None: the
     server sets no limit."""
     eta_s: float
+    invalid_preview: list[str] = field(default_factory=list)
+    """The first invalid rows, one line each (`invalid_preview`)."""
 
     @classmethod
     def from_counts(
@@ -142,10 +146,11 @@ class PlanSummary:
     def render(self) -> str:
         rows = [(name, *(c[kind] for kind in PLANNED)) for name, c in self.passes.items()]
         rate = rate_phrase(self.rate_per_min)
-        return (
+        text = (
             f"{format_table(('pass', *PLANNED), rows)}\n{self.requests} write requests; about "
             f"{format_duration(self.eta_s)} {rate}. Dry run: nothing was sent."
         )
+        return "\n".join([text, *self.invalid_preview])
 
 
 def timed(requests: int, pace: Pace, ceiling_per_min: int | None) -> tuple[int | None, float]:
@@ -178,34 +183,45 @@ def per_minute(pace: Pace) -> int | None:
     return round(pace.limit * 60 / window_s)
 
 
-def write_errors_file(checkpoint: Checkpoint, run: Run, path: Path) -> Path | None:
-    """Every invalid, failed or skipped row with its original columns and why; None if none."""
-    return write_problem_file(path, lambda: checkpoint.problem_rows(run))
+ERRORS_FILE_ENCODING = "utf-8-sig"
+"""UTF-8 with a BOM: the errors file is made to be fixed in a spreadsheet, and Excel reads a
+CSV without one in the machine's legacy code page (an accent would come back mangled); `bulk`
+reads it either way."""
+
+
+def write_errors_file(checkpoint: Checkpoint, path: Path) -> Path | None:
+    """Every invalid, failed or skipped row the checkpoint holds, from every run, with its
+    original cells and why; None (and no file) when there is none."""
+    return write_problem_file(path, checkpoint.problem_rows)
 
 
 def write_problem_file(path: Path, problems: Callable[[], Iterable[ProblemRow]]) -> Path | None:
-    """The rows `problems()` yields (it is called twice: columns, then rows) with their
-    original columns and why, in source order; no file (and None) when there is none."""
+    """The rows `problems()` yields (it is called twice: columns, then rows; in source order)
+    with their original cells and why; no file (and None) when there is none.
+
+    The columns are the rows' own — each pass's in the order its files had them, the passes in
+    pass order — then `TOOL_COLUMNS`; a source's own `_` columns are left out, so the file is
+    valid input as it is (`bulk.importing.errors_input`).
+    """
     columns: dict[str, None] = {}
     count = 0
     for problem in problems():
-        columns.update(dict.fromkeys(problem.cells))
+        columns.update(dict.fromkeys(name for name in problem.cells if not _is_tool(name)))
         count += 1
     if count == 0:
         with _told("errors file", path):
             path.unlink(missing_ok=True)
         return None
-    header = ["_pass", "_line", *columns, "_state", "_error_code", "_error_message"]
-    with _told("errors file", path), _opened(path) as out:
+    with _told("errors file", path), _opened(path, ERRORS_FILE_ENCODING) as out:
         writer = csv.writer(out)
-        writer.writerow(header)
-        for problem in sorted(problems(), key=_source_order):
+        writer.writerow([*columns, *TOOL_COLUMNS])
+        for problem in problems():
             writer.writerow(
                 [
-                    problem.pass_name,
-                    problem.line,
                     *(problem.cells.get(column) for column in columns),
-                    problem.state,
+                    problem.pass_name,
+                    problem.source,
+                    problem.line,
                     problem.code,
                     problem.message,
                 ]
@@ -213,23 +229,57 @@ def write_problem_file(path: Path, problems: Callable[[], Iterable[ProblemRow]])
     return path
 
 
-def write_results_file(checkpoint: Checkpoint, run: Run, path: Path) -> Path:
-    """One line per source row, in source order: what happened and the Pivotal ids."""
+RESULT_COLUMNS = ("_pass", "_file", "_line", "external_id", "action", "id", "display_id")
+
+
+def write_results_file(checkpoint: Checkpoint, path: Path) -> Path:
+    """One line per row the checkpoint knows, from every run, by pass, file and line: its
+    latest action and its Pivotal ids (kept whatever that action, while it exists there)."""
     with _told("results file", path), _opened(path) as out:
         writer = csv.writer(out)
-        writer.writerow(["pass", "_line", "external_id", "action", "id", "display_id"])
-        for result in checkpoint.result_rows(run):
-            writer.writerow(
-                [
-                    result.pass_name,
-                    result.line,
-                    result.key,
-                    result.action,
-                    result.pivotal_id,
-                    result.display_id,
-                ]
-            )
+        writer.writerow(RESULT_COLUMNS)
+        writer.writerows(checkpoint.result_rows())
     return path
+
+
+def errors_file_notes(errors_file: Path | None, fed_back: Sequence[Path]) -> list[str]:
+    """What the summary says about the errors file: where the problem rows are, and that a fix
+    made there is not made in the source (whose next run would send the old cells again)."""
+    lines = []
+    if errors_file is not None:
+        lines.append(f"Problem rows: {errors_file} (fix them there and import that file again)")
+    if fed_back:
+        names = ", ".join(str(path) for path in fed_back)
+        lines.append(
+            f"Read from the errors file {names}: carry the fixes into your source too, or its "
+            "next run reverts them."
+        )
+    elif errors_file is not None:
+        lines.append("Carry the fixes into your source too, or its next run reverts them.")
+    return lines
+
+
+SHOWN_INVALID = 10
+"""Invalid rows a dry run lists (it writes no errors file)."""
+
+
+def invalid_preview(checkpoint: Checkpoint, run: Run, errors_file: Path) -> list[str]:
+    """The first invalid rows of a dry run's plan, one line each, for the user to see without
+    an errors file (a dry run leaves that file as the last real run wrote it)."""
+    total = sum(checkpoint.invalid_counts(run).values())
+    if not total:
+        return []
+    lines = [f"Invalid rows (a real run writes them to {errors_file}):"]
+    invalid = (problem for problem in checkpoint.problem_rows(run) if problem.state == "invalid")
+    for problem in itertools.islice(invalid, SHOWN_INVALID):
+        lines.append(f"  {problem.source} line {problem.line}: {problem.message}")
+    if total > SHOWN_INVALID:
+        lines.append(f"  ... and {total - SHOWN_INVALID} more")
+    return lines
+
+
+def _is_tool(column: str) -> bool:
+    return column.startswith(TOOL_PREFIX)
 
 
 @contextmanager
@@ -242,14 +292,17 @@ def _told(label: str, path: Path) -> Iterator[None]:
 
 
 @contextmanager
-def _opened(path: Path) -> Iterator[Any]:
+def _opened(path: Path, encoding: str = "utf-8") -> Iterator[Any]:
+    """`path` for writing, replaced whole once written: a run killed midway leaves the file as
+    it was, never half of it (the errors file may be the next run's source)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as out:
-        yield out
-
-
-def _source_order(problem: ProblemRow) -> tuple[int, int]:
-    return pass_order(problem.pass_name), problem.line
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with partial.open("w", newline="", encoding=encoding) as out:
+            yield out
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def write_report(path: Path, document: dict[str, Any]) -> None:

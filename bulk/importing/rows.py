@@ -3,8 +3,8 @@
 The columns are resolved once per source (`bulk.importing.mapping.ColumnMap`: which column or
 template each field is read from, given the header and the maps); each cell is then parsed by
 `bulk.importing.cells`, so the per-row work is a dictionary lookup and one call per set cell.
-A record becomes a `PlannedRow` (its identity and payload) or a `RowProblem` (the first problem
-it has).
+A record becomes a `PlannedRow` (its identity and payload) or a `RowProblem` (every problem it
+has).
 """
 
 from __future__ import annotations
@@ -52,8 +52,19 @@ class PlannedRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Issue:
+    """One problem of a row: its column (None: the row as a whole), the API's error code and a
+    sentence naming the column and the value, e.g. `email 'bob@' is not an email address`."""
+
+    column: str | None
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class RowProblem:
-    """An invalid row: the first problem found, with the API's error code."""
+    """An invalid row: the first problem found, with the API's error code, and the others
+    (every problem is reported at once, so one round of fixes suffices)."""
 
     pass_name: str
     line: int
@@ -62,6 +73,13 @@ class RowProblem:
     message: str
     """A sentence naming the column and the value, e.g. `email 'bob@' is not an email address`."""
     cells: dict[str, str | None]
+    more: tuple[Issue, ...] = ()
+    """The row's other problems, in the order its cells are checked."""
+
+    @property
+    def issues(self) -> tuple[Issue, ...]:
+        """Every problem of the row, the first one first."""
+        return (Issue(self.column, self.code, self.message), *self.more)
 
 
 def payload_hash(payload: Mapping[str, Any]) -> str:
@@ -150,14 +168,22 @@ class RowPlanner:
         return self.column_map.warning
 
     def plan(self, record: SourceRecord) -> PlannedRow | RowProblem:
-        """The row to send for a record, or the first problem it has."""
+        """The row to send for a record, or every problem it has."""
         cells = record.cells
+        found: list[CellError] = []
         try:
-            return self._plan(record.line, cells, self.column_map.apply(cells))
+            texts = self.column_map.apply(cells)
         except CellError as error:
-            return RowProblem(
-                self.pass_name, record.line, error.column, error.code, error.message, cells
-            )
+            found.append(error)
+        else:
+            planned = self._plan(record.line, cells, texts, found)
+            if planned is not None:
+                return planned
+        first, *others = found
+        more = tuple(Issue(error.column, error.code, error.message) for error in others)
+        return RowProblem(
+            self.pass_name, record.line, first.column, first.code, first.message, cells, more
+        )
 
     def external_id_of(self, cells: Mapping[str, str | None]) -> str | None:
         """A record's external_id as its (mapped) cells say, whether or not the row is valid."""
@@ -165,38 +191,45 @@ class RowPlanner:
         return self.column_map.apply(cells).get(column) if column is not None else None
 
     def _plan(
-        self, line: int, cells: dict[str, str | None], texts: Mapping[str, str | None]
-    ) -> PlannedRow:
-        """`texts` are the cells every field is read from (`ColumnMap.apply`); `cells` are
-        kept as the source has them."""
+        self,
+        line: int,
+        cells: dict[str, str | None],
+        texts: Mapping[str, str | None],
+        found: list[CellError],
+    ) -> PlannedRow | None:
+        """The planned row, or None after adding each of its problems to `found`. `texts` are
+        the cells every field is read from (`ColumnMap.apply`); `cells` are kept as the source
+        has them."""
         customer_key: str | None = None
         customer_ref: str | None = None
         external_id_column = self.column_map.get("external_id")
         external_id = texts.get(external_id_column) if external_id_column else None
         if self._is_customer:
             if external_id is None:
-                raise self._missing("external_id")
+                found.append(self._missing("external_id"))
         else:
-            customer_key, customer_ref = self._customer(texts)
+            try:
+                customer_key, customer_ref = self._customer(texts)
+            except CellError as error:
+                found.append(error)
 
         payload: dict[str, Any] = {}
         for cell in self._cells:
-            value = texts.get(cell.column)
-            if value is not None:
-                if cell.parse is None:
-                    payload[cell.field] = value
-                    continue
-                parsed = cell.parse(value)
-                if parsed is not UNSET:
-                    payload[cell.field] = parsed
-                    continue
-            if cell.required:
-                raise self._missing(cell.field)
+            try:
+                self._read(cell, texts, payload)
+            except CellError as error:
+                found.append(error)
 
         if self._has_metadata:
-            metadata = self._metadata(texts, external_id)
-            if metadata is not None:
-                payload["metadata"] = metadata
+            try:
+                metadata = self._metadata(texts, external_id)
+            except CellError as error:
+                found.append(error)
+            else:
+                if metadata is not None:
+                    payload["metadata"] = metadata
+        if found:
+            return None
         slug = None
         if self._is_customer:
             slug = payload.get("slug") or predicted_slug(payload["name"]) or None
@@ -212,6 +245,20 @@ class RowPlanner:
         )
 
     # -- per-row pieces
+
+    def _read(self, cell: _Cell, cells: Mapping[str, str | None], payload: dict[str, Any]) -> None:
+        """Put the cell's value in `payload`, if it is set; raise `CellError` if it is bad."""
+        value = cells.get(cell.column)
+        if value is not None:
+            if cell.parse is None:
+                payload[cell.field] = value
+                return
+            parsed = cell.parse(value)
+            if parsed is not UNSET:
+                payload[cell.field] = parsed
+                return
+        if cell.required:
+            raise self._missing(cell.field)
 
     def _customer(self, cells: Mapping[str, str | None]) -> tuple[str | None, str | None]:
         key_cell = self.column_map.get("customer_external_id")

@@ -60,7 +60,7 @@ class SourceFile:
     pass_name: str
     path: Path
     format: str
-    """"csv" or "parquet"."""
+    """"csv", "parquet" or "errors" (one pass's rows of an errors file)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +89,7 @@ def discover_sources(folders: Sequence[Path], files: Mapping[str, Path]) -> list
     found: dict[str, Path] = {}
     for folder in folders:
         label = folder if folder.name else folder.resolve()
-        for pass_name, paths in _folder_sources(folder, label).items():
+        for pass_name, paths in _sources_in(folder, label).items():
             if pass_name in files:
                 continue
             if len(paths) > 1:
@@ -127,6 +127,18 @@ def discover_sources(folders: Sequence[Path], files: Mapping[str, Path]) -> list
     ]
 
 
+def _sources_in(source: Path, label: Path) -> dict[str, list[Path]]:
+    """A SOURCE's files by pass: an errors file's passes (routed by `_pass`), or a folder's."""
+    from bulk.importing.errors_input import errors_file_passes, is_errors_file
+
+    if not is_errors_file(source):
+        return _folder_sources(source, label)
+    passes = errors_file_passes(source)
+    if not passes:
+        raise InputError("is an errors file without rows: there is nothing to import.", path=label)
+    return {pass_name: [source] for pass_name in passes}
+
+
 def _folder_sources(folder: Path, label: Path) -> dict[str, list[Path]]:
     """The folder's source files by pass (more than one for a pass is the caller's error)."""
     if not folder.exists():
@@ -153,6 +165,10 @@ def _folder_sources(folder: Path, label: Path) -> dict[str, list[Path]]:
 
 
 def _format_of(path: Path) -> str:
+    from bulk.importing.errors_input import FORMAT, is_errors_file
+
+    if is_errors_file(path):
+        return FORMAT  # given for one pass: that pass's rows only
     return "parquet" if path.suffix.lower() == ".parquet" else "csv"
 
 
@@ -222,6 +238,10 @@ def open_source(source: SourceFile, *, encoding: str | None = None) -> Source:
         raise InputError("is not a file.", path=path)
     if path.stat().st_size == 0:
         raise InputError("is empty.", path=path)
+    if source.format == "errors":
+        from bulk.importing.errors_input import open_errors_file
+
+        return open_errors_file(source, encoding=encoding)
     if source.format == "parquet":
         return _ParquetSource(source)
     if source.format == "csv":

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from bulk.checkpoint import Checkpoint, ProblemRow
+from bulk.checkpoint import PASS_ORDER_SQL, Checkpoint, ProblemRow
 from bulk.importing.rows import payload_hash
 from bulk.schema import CONTACT, now_timestamp
 from bulk.settings import PASSES
@@ -260,11 +260,12 @@ class UndoLedger:
 
     def problem_rows(self) -> Iterator[ProblemRow]:
         """Conflicts and failures, with the import's original cells."""
-        for pass_name, line, code, message, state, cells in self._db.execute(
-            "SELECT u.pass, r.line, u.error_code, u.error_message, u.state, r.cells "
-            "FROM undo u JOIN rows r USING (pass, key) WHERE u.state IN ('conflict', 'failed')"
+        for pass_name, source, line, code, message, state, cells in self._db.execute(
+            "SELECT u.pass, r.source, r.line, u.error_code, u.error_message, u.state, r.cells "
+            "FROM undo u JOIN rows r USING (pass, key) WHERE u.state IN ('conflict', 'failed') "
+            f"ORDER BY {PASS_ORDER_SQL}, r.source, r.line"
         ):
-            yield ProblemRow(pass_name, line, code, message, state, json.loads(cells))
+            yield ProblemRow(pass_name, source, line, code, message, state, json.loads(cells))
 
 
 def state_counts(checkpoint: Checkpoint) -> dict[str, dict[str, int]]:
