@@ -1,8 +1,16 @@
 """`bulk migrate`: export one workspace into a work folder, then import it into another.
 
-Ids are remapped by the import itself: the export writes each object's source `id` as its
-`external_id` (and children's `customer_external_id`), and the import checkpoint maps every
-source id to the id the target gave it. Both halves keep their own checkpoint in the work
+Ids are remapped by the import itself: the export keys each customer by its own
+`metadata.external_id` where that is unique in the source (else by its source `id`), children by
+their source `id` and their customer's key (`customer_external_id`, which the import prefers to
+the source workspace's `customer_id`), and the import checkpoint maps every key to the id the
+target gave it. So customers keep their `metadata.external_id` in the target, and the admin's own
+spreadsheet still matches it; one that had none gets its source `id` there (the import writes
+every customer's key into its metadata). The import's idempotency keys include the source
+workspace (`ImportSettings.key_scope`): the admin importing their spreadsheet into the target
+afterwards sends the same row keys, and must adopt the records, not have its creates answered as
+replays of the migration's (recorded `created`, their onboardings sent again, and undone by a
+`bulk undo` of that import). Both halves keep their own checkpoint in the work
 folder, so re-running the same command resumes whichever half was interrupted. It ends with a
 reconciliation of what the source had against what reached the target.
 
@@ -94,7 +102,7 @@ class _WorkdirLock(CheckpointLock):
 
 async def _migrate(settings: MigrateSettings, progress: ProgressFactory) -> MigrateOutcome:
     started = time.monotonic()
-    await _refuse_same_workspace(settings.source, settings.target)
+    source_id = await _refuse_same_workspace(settings.source, settings.target)
     export_dir = settings.workdir / "export"
     exported = await run_export(
         ExportSettings(
@@ -120,6 +128,7 @@ async def _migrate(settings: MigrateSettings, progress: ProgressFactory) -> Migr
             folders=(export_dir,),
             checkpoint=settings.workdir / "import.sqlite",
             quiet=settings.quiet,
+            key_scope=f"migrate from {source_id or settings.source.base_url}",
         ),
         progress,
     )
@@ -156,8 +165,11 @@ def reconcile(source_counts: dict[str, int], passes: dict[str, PassCounts]) -> l
     return rows
 
 
-async def _refuse_same_workspace(source: ConnectionSettings, target: ConnectionSettings) -> None:
-    """Migrating a workspace into itself would double nothing but confuse everything: refuse."""
+async def _refuse_same_workspace(
+    source: ConnectionSettings, target: ConnectionSettings
+) -> str | None:
+    """Migrating a workspace into itself would double nothing but confuse everything: refuse.
+    Returns the source's organization id (None when `/me` names none)."""
     if source.api_key == target.api_key and source.base_url == target.base_url:
         raise UsageError(
             "--from-key and --to-key name the same workspace.",
@@ -169,6 +181,7 @@ async def _refuse_same_workspace(source: ConnectionSettings, target: ConnectionS
             f"The source and the target are the same workspace ({source_id}).",
             "A workspace cannot be migrated into itself; check --from-key and --to-key.",
         )
+    return source_id
 
 
 async def _organization_id(connection: ConnectionSettings) -> str | None:

@@ -139,6 +139,10 @@ class ImportSettings:
     strict: bool = False
     force: bool = False
     quiet: bool = False
+    key_scope: str = ""
+    """Part of every idempotency key (none by default). `bulk migrate` sets the source
+    workspace: its rows carry the admin's own keys, and the admin's import of the same keys
+    into the target must be a request of its own, not a replay of the migration's."""
 
     def sibling(self, suffix: str) -> Path:
         """A file next to the checkpoint: `bulk-import.sqlite` → `bulk-import<suffix>`."""

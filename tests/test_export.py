@@ -1,6 +1,8 @@
 """`bulk export` against a real sandbox: the samples' workspace as typed files and a manifest,
 CSV, the export re-imported elsewhere, soft deletes, tie-heavy workspaces, warnings and exit
-codes, the request count, and a re-run of a finished export."""
+codes, the request count, and a re-run of a finished export. The samples' tests run against the
+sandbox in its normal and its `--extra-fields` mode (a newer API, with fields and enum values
+this tool does not know)."""
 
 from __future__ import annotations
 
@@ -22,17 +24,37 @@ import polars as pl
 import pytest
 import pytest_asyncio
 from click.testing import CliRunner
-from helpers import KEY, TIMESTAMP, WORKSPACE, ManualClock, api, at_ms, create, import_settings
+from helpers import (
+    KEY,
+    SAMPLES,
+    TIMESTAMP,
+    WORKSPACE,
+    ManualClock,
+    api,
+    at_ms,
+    create,
+    import_settings,
+)
 
 from bulk._version import __version__
+from bulk.checkpoint import Checkpoint
 from bulk.cli import main
 from bulk.errors import UsageError
 from bulk.exporting.exporter import run_export
 from bulk.importing.importer import run_import
 from bulk.progress import ProgressFactory
 from bulk.sandbox import Sandbox, SandboxConfig, sandbox_in_thread
-from bulk.schema import CUSTOMER_STATUSES, ONBOARDING_STATES, format_epoch_ms
+from bulk.schema import (
+    CONTACT,
+    CUSTOMER,
+    CUSTOMER_STATUSES,
+    ONBOARDING,
+    ONBOARDING_STATES,
+    format_epoch_ms,
+)
 from bulk.settings import ConnectionSettings, ExportSettings, ImportSettings
+
+pytest_plugins = ["sandbox_helpers"]
 
 START_MS = 1_780_000_000_000
 FILES = {"customer": "customers", "contact": "contacts", "onboarding": "onboardings"}
@@ -58,6 +80,8 @@ INTEGERS = {
     "onboarding": ("display_id", "reminder_frequency_days"),
 }
 LISTS = {"customer": ("tags",), "contact": ("labels",), "onboarding": ()}
+NESTED = {"address", "integrations", "checklist_progress"}
+"""The newer API's fields holding objects or arrays (`--extra-fields`): JSON text."""
 
 
 # -- fixtures and helpers --------------------------------------------------------------------
@@ -103,28 +127,38 @@ def assert_exactly_the_live_rows(
     assert set(counts) == {row["id"] for row in expected}
 
 
+def export_key(customer: Mapping[str, Any]) -> str:
+    """A customer's export `external_id` where every `metadata.external_id` is unique."""
+    own = (customer.get("metadata") or {}).get("external_id")
+    return own if isinstance(own, str) and own else str(customer["id"])
+
+
 def assert_cells_match_api(
-    object_name: str, table: pl.DataFrame, api_rows: Sequence[Mapping[str, Any]]
+    object_name: str,
+    table: pl.DataFrame,
+    api_rows: Sequence[Mapping[str, Any]],
+    customers: Sequence[Mapping[str, Any]],
 ) -> None:
-    """Every API field is kept, under its own name (children's `customer_id` as
-    `customer_external_id`), with the API's value; `external_id` is the Pivotal id."""
+    """Every API field is kept under its own name — those this tool does not know too — with
+    the API's value; a customer's `external_id` is its own key, a child's its Pivotal id, and
+    a child's `customer_external_id` its customer's `external_id`."""
     by_id = {row["id"]: row for row in api_rows}
-    expected_columns = {name for name in api_rows[0] if name not in ("object", "customer_id")}
+    keys = {customer["id"]: export_key(customer) for customer in customers}
+    expected_columns = {name for name in api_rows[0] if name != "object"}
     expected_columns.add("external_id")
     if object_name != "customer":
         expected_columns.add("customer_external_id")
     assert set(table.columns) == expected_columns
-    assert "customer_id" not in table.columns
     for row in table.to_dicts():
         source = by_id[row["id"]]
-        assert row["external_id"] == source["id"]
         for name, value in row.items():
             if name == "external_id":
-                continue
-            if name == "customer_external_id":
-                assert value == source["customer_id"]
-            elif name == "metadata":
-                assert json.loads(value) == source["metadata"]
+                expected = keys[source["id"]] if object_name == "customer" else source["id"]
+                assert value == expected
+            elif name == "customer_external_id":
+                assert value == keys[source["customer_id"]]
+            elif name == "metadata" or name in NESTED:
+                assert json.loads(value) == source[name], name
             elif name in DATETIMES[object_name]:
                 assert api_text(value) == source[name], name
             else:
@@ -165,10 +199,11 @@ def pages(rows: int) -> int:
 
 
 @pytest_asyncio.fixture
-async def samples_workspace(sandbox: Sandbox, tmp_path: Path) -> Sandbox:
-    outcome = await run_import(import_settings(sandbox, tmp_path))
+async def samples_workspace(either_sandbox: Sandbox, tmp_path: Path) -> Sandbox:
+    """The samples imported, into the sandbox in each of its modes."""
+    outcome = await run_import(import_settings(either_sandbox, tmp_path))
     assert outcome.exit_code == 0, outcome.error
-    return sandbox
+    return either_sandbox
 
 
 async def test_samples_export_to_typed_parquet(samples_workspace: Sandbox, tmp_path: Path) -> None:
@@ -203,15 +238,19 @@ async def test_samples_export_to_typed_parquet(samples_workspace: Sandbox, tmp_p
         expected = live(samples_workspace, object_name)
         assert table.height == len(expected)
         assert_exactly_the_live_rows(table, expected)
-        assert_cells_match_api(object_name, table, expected)
+        assert_cells_match_api(object_name, table, expected, live(samples_workspace, "customer"))
 
     customers = read(settings.out_dir, "customer")
     assert customers.schema["metadata"] == pl.String
     metadata = {row["id"]: json.loads(row["metadata"]) for row in customers.to_dicts()}
     assert any(isinstance(m.get("languages"), list) for m in metadata.values())  # nested JSON
-    customer_ids = set(customers["id"].to_list())
+    # the samples' own keys (`00329`), which the admin's spreadsheet holds
+    samples_keys = pl.read_csv(SAMPLES / "customers.csv", infer_schema=False)["external_id"]
+    assert sorted(customers["external_id"].to_list()) == sorted(samples_keys.to_list())
     for child in ("contact", "onboarding"):
-        assert set(read(settings.out_dir, child)["customer_external_id"].to_list()) <= customer_ids
+        children = read(settings.out_dir, child)
+        assert set(children["customer_id"].to_list()) <= set(customers["id"].to_list())
+        assert set(children["customer_external_id"].to_list()) <= set(samples_keys.to_list())
 
 
 async def test_the_manifest_describes_the_export(
@@ -257,8 +296,9 @@ async def test_csv_export_writes_lists_as_json_arrays(
         with (settings.out_dir / f"{FILES[object_name]}.csv").open(encoding="utf-8") as file:
             lines = list(csv.DictReader(file))
         expected = {row["id"]: row for row in live(samples_workspace, object_name)}
+        keys = {row["id"]: export_key(row) for row in live(samples_workspace, "customer")}
         assert len(lines) == len(expected)
-        assert {line["external_id"] for line in lines} == set(expected)
+        assert {line["id"] for line in lines} == set(expected)
         for line in lines:
             source = expected[line["id"]]
             for name in LISTS[object_name]:
@@ -271,18 +311,38 @@ async def test_csv_export_writes_lists_as_json_arrays(
                 assert line[name] == "" or TIMESTAMP.match(line[name])
             if object_name == "customer":
                 assert json.loads(line["metadata"]) == source["metadata"]
+                assert line["external_id"] == keys[source["id"]]
             else:
-                assert line["customer_external_id"] == source["customer_id"]
-                assert "customer_id" not in line
+                assert line["external_id"] == source["id"]
+                assert line["customer_id"] == source["customer_id"]
+                assert line["customer_external_id"] == keys[source["customer_id"]]
     tagged = pl.read_csv(settings.out_dir / "customers.csv", infer_schema=False)
     assert '["enterprise", "amer", "vip"]' in tagged["tags"].to_list()
 
 
+WRITABLE = {
+    schema.object: tuple(f.name for f in schema.writable() if f.name != "customer_id")
+    for schema in (CUSTOMER, CONTACT, ONBOARDING)
+}
+"""The fields an import sets: all of an object's documented fields but the read-only ones."""
+
+
+def fields(record: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    return {name: record[name] for name in names}
+
+
 @pytest.mark.parametrize("file_format", ["parquet", "csv"])
 async def test_an_export_folder_reimports_into_another_workspace(
-    samples_workspace: Sandbox, tmp_path: Path, file_format: str
+    samples_workspace: Sandbox, http: aiohttp.ClientSession, tmp_path: Path, file_format: str
 ) -> None:
+    """Every record comes back with every field; a customer keeps its own
+    `metadata.external_id`, and one that had none (made outside `bulk`) gets its source id."""
     sandbox = samples_workspace
+    hand_made = await create(http, sandbox, "/customers", {"name": "Hand Made", "tags": ["x"]})
+    contact = {"name": "Pat", "email": "pat@hand.example", "labels": ["x"]}
+    await create(http, sandbox, f"/customers/{hand_made['id']}/contacts", contact)
+    onboarding = {"customer_id": hand_made["id"], "name": "Hand rollout"}
+    await create(http, sandbox, "/onboardings", onboarding)
     settings = export_settings(sandbox, tmp_path, file_format=file_format)
     await run_export(settings)
     target = "globex"
@@ -297,35 +357,30 @@ async def test_an_export_folder_reimports_into_another_workspace(
 
     assert outcome.exit_code == 0, outcome.error
     created = {name: c.created for name, c in outcome.summary.passes.items()}
-    assert created == {"customers": 50, "contacts": 100, "onboardings": 40}
+    assert created == {"customers": 51, "contacts": 101, "onboardings": 41}
     source = {name: sandbox.objects(WORKSPACE, name) for name in FILES}
     copied = {name: sandbox.objects(target, name) for name in FILES}
-    # the import records each row's external_id (here: the source's Pivotal id) in metadata
-    origin = {row["id"]: row["metadata"]["external_id"] for row in copied["customer"]}
-    source_customers = {row["id"]: row for row in source["customer"]}
-    assert sorted(origin.values()) == sorted(source_customers)
-    for row in copied["customer"]:
-        original = source_customers[origin[row["id"]]]
-        for name in ("name", "slug", "domain", "status", "plan", "mrr", "tags"):
-            assert row[name] == original[name], name
-        assert {k: v for k, v in row["metadata"].items() if k != "external_id"} == {
-            k: v for k, v in original["metadata"].items() if k != "external_id"
-        }
+    by_key = {row["metadata"]["external_id"]: row for row in copied["customer"]}
+    assert len(by_key) == len(copied["customer"]) == 51
+    copy_of: dict[str, str] = {}
+    for original in source["customer"]:
+        metadata = original["metadata"] or {}
+        own = metadata.get("external_id")
+        copy = by_key[own or original["id"]]
+        expected_metadata = metadata if own else {**metadata, "external_id": original["id"]}
+        assert copy["metadata"] == expected_metadata
+        names = [name for name in WRITABLE["customer"] if name != "metadata"]
+        assert fields(copy, names) == fields(original, names)
+        copy_of[original["id"]] = copy["id"]
 
-    def people(rows: list[dict[str, Any]], parent: Mapping[str, str]) -> set[tuple[Any, ...]]:
-        return {
-            (parent[r["customer_id"]], r["name"], r["email"], r["is_primary"], tuple(r["labels"]))
-            for r in rows
-        }
+    def children(name: str, rows: list[dict[str, Any]], parent: Mapping[str, str]) -> Any:
+        key = "email" if name == "contact" else "name"
+        return {(parent[row["customer_id"]], row[key]): fields(row, WRITABLE[name]) for row in rows}
 
-    same = {row_id: row_id for row_id in source_customers}
-    assert people(copied["contact"], origin) == people(source["contact"], same)
-    onboarding_fields = ("name", "phase", "state", "target_launch_date", "notes", "csm_id")
-
-    def plans(rows: list[dict[str, Any]], parent: Mapping[str, str]) -> set[tuple[Any, ...]]:
-        return {(parent[r["customer_id"]], *(r[f] for f in onboarding_fields)) for r in rows}
-
-    assert plans(copied["onboarding"], origin) == plans(source["onboarding"], same)
+    same = {copy: copy for copy in copy_of.values()}
+    for name in ("contact", "onboarding"):
+        assert len(copied[name]) == len(source[name])
+        assert children(name, copied[name], same) == children(name, source[name], copy_of)
 
 
 async def test_soft_deleted_rows_and_children_of_deleted_customers_are_absent(
@@ -607,6 +662,34 @@ async def test_an_interrupted_csv_export_resumes_without_reading_anything_twice(
     uninterrupted = 1 + (4 + 5) + 250 + 1
     assert stopped.requests + resumed.requests == uninterrupted
     assert timed.stats.methods["GET"] - gets == uninterrupted
+
+
+async def test_an_export_an_older_bulk_began_starts_again(
+    sandbox: Sandbox, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """Its part files lack the children's `customer_id`: merged, every child would be dropped."""
+    for i in range(30):
+        customer = await create(http, sandbox, "/customers", {"name": f"c{i}"})
+        body = {"name": "P", "email": f"p{i}@example.com"}
+        await create(http, sandbox, f"/customers/{customer['id']}/contacts", body)
+    settings = export_settings(sandbox, tmp_path, part_rows=5)
+    stopped = await interrupted_after(sandbox, 1 + 1 + 1 + 10, settings)  # in the contacts pass
+    assert stopped.exit_code == 130
+    checkpoint = Checkpoint(settings.checkpoint_file)
+    document = checkpoint.export_document()
+    assert document is not None and document.pop("parts_layout") == 2
+    checkpoint.save_export_document(document)  # as the older bulk saved it
+    checkpoint.close()
+
+    resumed = await run_export(settings)
+
+    assert resumed.exit_code == 0
+    assert resumed.requests == 1 + 1 + 30 + 1  # everything again: /me, pages, walks, a page
+    assert resumed.counts == {"customer": 30, "contact": 30, "onboarding": 0}
+    contacts = read(settings.out_dir, "contact")
+    assert sorted(contacts["customer_id"].to_list()) == sorted(
+        row["customer_id"] for row in sandbox.objects(WORKSPACE, "contact")
+    )
 
 
 async def test_sigterm_stops_the_export_with_143_and_the_next_run_finishes_it(

@@ -1,6 +1,7 @@
 """Crash and resume: a real `bulk export` subprocess is SIGKILLed during each of its three walks
-and run again each time; the final export holds every live row exactly once, and the resumed
-runs do not read again what the killed ones had written."""
+and run again each time; the final export holds every live row exactly once, is the export an
+uninterrupted run writes (also with a newer API's extra fields, spread over the killed runs'
+part files), and the resumed runs do not read again what the killed ones had written."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import aiohttp
 import polars as pl
 import pytest
 from helpers import ManualClock, create, kill_when
+from polars.testing import assert_frame_equal
 
 from bulk.checkpoint import Checkpoint
 from bulk.exporting.exporter import CONTACT_BATCH, run_export
@@ -42,10 +44,16 @@ the middle of a batch of contacts walks)."""
 
 
 @pytest.fixture
-def slow_sandbox(clock: ManualClock) -> Iterator[Sandbox]:
+def slow_sandbox(clock: ManualClock, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
     """Latency makes every request take long enough for a kill to land mid-walk; the manual
-    clock makes the tie groups."""
-    config = SandboxConfig(rate_limit=0, test_rate_limit=0, latency_ms=LATENCY_MS, clock=clock)
+    clock makes the tie groups. Parametrized indirectly: True for `--extra-fields` mode."""
+    config = SandboxConfig(
+        rate_limit=0,
+        test_rate_limit=0,
+        latency_ms=LATENCY_MS,
+        clock=clock,
+        extra_fields=getattr(request, "param", False),
+    )
     with sandbox_in_thread(config) as sandbox:
         yield sandbox
 
@@ -179,6 +187,9 @@ def uninterrupted_gets(sandbox: Sandbox, out_dir: Path) -> int:
     return outcome.requests
 
 
+@pytest.mark.parametrize(
+    "slow_sandbox", [False, True], ids=["normal", "extra_fields"], indirect=True
+)
 def test_killed_exports_resume_to_an_exact_export(
     slow_sandbox: Sandbox, clock: ManualClock, tmp_path: Path
 ) -> None:
@@ -204,8 +215,9 @@ def test_killed_exports_resume_to_an_exact_export(
         ids = pl.read_parquet(out_dir / f"{FILES[object_name]}.parquet")["id"].to_list()
         assert [i for i, n in Counter(ids).items() if n > 1] == []
         assert set(ids) == {row["id"] for row in slow_sandbox.objects(WORKSPACE, object_name)}
-        baseline_ids = pl.read_parquet(tmp_path / "baseline" / f"{FILES[object_name]}.parquet")
-        assert sorted(ids) == sorted(baseline_ids["id"].to_list())
+        resumed = pl.read_parquet(out_dir / f"{FILES[object_name]}.parquet").sort("id")
+        uninterrupted = pl.read_parquet(tmp_path / "baseline" / f"{FILES[object_name]}.parquet")
+        assert_frame_equal(resumed, uninterrupted.sort("id"))  # columns, types and cells
     assert sorted(path.name for path in out_dir.iterdir()) == [
         ".bulk-export.sqlite",
         "contacts.parquet",

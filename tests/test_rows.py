@@ -409,14 +409,20 @@ def test_missing_cells(
     assert (found.code, found.column, found.message) == ("missing_field", column, message)
 
 
-def test_a_child_with_both_customer_columns_set() -> None:
-    found = problem("contacts", customer_id="cl9bn00of0000g7l8gcq8c4xk")
-    assert (found.code, found.column, found.message) == (
-        "invalid_type",
-        "customer_id",
-        "customer_external_id '00042' and customer_id 'cl9bn00of0000g7l8gcq8c4xk' are both "
-        "set; keep only one of them",
-    )
+@pytest.mark.parametrize("pass_name", ["contacts", "onboardings"])
+def test_a_child_with_both_customer_columns_takes_its_customer_external_id(
+    pass_name: str,
+) -> None:
+    """SPEC "Input columns": an export's `customer_id` names the source workspace, its
+    `customer_external_id` the customer's key, which the import knows."""
+    row = planned(pass_name, customer_id="cl9bn00of0000g7l8gcq8c4xk")
+    assert (row.customer_key, row.customer_ref) == ("00042", None)
+    assert row.key == ("00042/bob@acme.com" if pass_name == "contacts" else "00042")
+
+
+def test_a_child_with_an_empty_customer_external_id_takes_its_customer_id() -> None:
+    row = planned("contacts", customer_external_id=None, customer_id="cl9bn00of0000g7l8gcq8c4xk")
+    assert (row.customer_key, row.customer_ref) == (None, "cl9bn00of0000g7l8gcq8c4xk")
 
 
 def test_every_problem_of_a_row_is_found_and_the_record_carried() -> None:

@@ -6,7 +6,9 @@ recovers the rows the API's cursor skips (`bulk.exporting.walker`). Rows go to p
 `part_rows` rows — written under a temporary name and renamed — and the walk's position is saved
 in the checkpoint right after each part, so a killed export continues from the last part and
 never holds more than one part in memory. At the end the parts are merged into one file per type
-and `manifest.json` is written.
+and `manifest.json` is written. Fields `bulk.schema` does not list, and the customers' export keys,
+are settled at the merge, when every part is known (`bulk.exporting.tables`): a part needs no
+state beyond its own file, so a resumed export needs none either.
 
 Before anything is sent, the export takes its checkpoint's lock (one run per checkpoint) and
 refuses a folder holding files it did not write (`bulk.exporting.folder`). Ctrl-C or SIGTERM
@@ -26,8 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import polars as pl
-
 from bulk._version import __version__
 from bulk.api.client import PivotalClient
 from bulk.api.connection import open_client
@@ -43,8 +43,8 @@ from bulk.errors import (
     as_sentence,
 )
 from bulk.exporting.folder import MANIFEST, PARTS_DIR, refuse_foreign_files
-from bulk.exporting.state import ExportState
-from bulk.exporting.tables import frame, merge_parts, write_part
+from bulk.exporting.state import PARTS_LAYOUT, ExportState
+from bulk.exporting.tables import frame, merge_parts, read_column, write_part
 from bulk.exporting.walker import CUSTOMER_SPLITS, Split, WalkState, WalkWarnings, walk
 from bulk.interrupts import StopRequest
 from bulk.lock import CheckpointLock
@@ -130,6 +130,9 @@ async def _export(
     if state.finished:
         if settings.reuse_finished:
             return _finished_outcome(settings, started)
+        state = ExportState()
+    elif state.parts_layout != PARTS_LAYOUT:  # an older bulk's parts: start again without them
+        shutil.rmtree(settings.out_dir / PARTS_DIR, ignore_errors=True)
         state = ExportState()
     _check_format(checkpoint, state, settings)
     client: PivotalClient | None = None
@@ -248,7 +251,7 @@ class _ExportRun:
         if self.state.late_customers_done or self.stop.is_set():
             return
         exported = set(self._column(CUSTOMER, "id"))
-        missing = sorted(set(self._column(ONBOARDING, "customer_external_id")) - exported)
+        missing = sorted(set(self._column(ONBOARDING, "customer_id")) - exported)
         found, error = await _leading_results(self._customer(c) for c in missing)
         if error is not None:
             raise error
@@ -312,16 +315,7 @@ class _ExportRun:
 
     def _column(self, schema: ObjectSchema, column: str) -> list[str]:
         """One column of the parts written so far, in order (ids are small: fine in memory)."""
-        parts = self._parts(schema)
-        if not parts:
-            return []
-        scan = (
-            pl.scan_csv(parts, infer_schema=False)
-            if self.settings.file_format == "csv"
-            else pl.scan_parquet(parts)
-        )
-        values = scan.select(column).collect()[column].to_list()
-        return [str(value) for value in values if value is not None]
+        return read_column(self._parts(schema), column, self.settings.file_format)
 
     def _write_part(self, schema: ObjectSchema, rows: list[dict[str, Any]]) -> None:
         """Write the rows as the next part, then save the state, whose position follows it."""

@@ -15,6 +15,11 @@ from bulk.checkpoint import Checkpoint
 from bulk.exporting.walker import WalkState
 from bulk.schema import OBJECT_SCHEMAS, ObjectSchema
 
+PARTS_LAYOUT = 2
+"""The part files' columns: 2 since children carry `customer_id` and customers their own key
+(issue 9). A resumed export whose parts an older bulk wrote starts again: merging them would
+drop every child, whose `customer_id` those parts lack."""
+
 
 @dataclass
 class ObjectProgress:
@@ -57,6 +62,8 @@ class ExportState:
     warnings: list[str] = field(default_factory=list)
     finished: bool = False
     """Merged, with its manifest written."""
+    parts_layout: int = PARTS_LAYOUT
+    """The layout of the part files written (`PARTS_LAYOUT` when this bulk wrote them)."""
 
     def of(self, schema: ObjectSchema) -> ObjectProgress:
         return self.objects[schema.object]
@@ -80,6 +87,7 @@ class ExportState:
             contacts_finished=bool(document.get("contacts_finished")),
             warnings=list(document.get("warnings", [])),
             finished=bool(document.get("finished")),
+            parts_layout=int(document.get("parts_layout", 1)),
         )
 
     @classmethod

@@ -91,11 +91,13 @@ class ImportOutcome(RunOutcome[ImportSummary, PlanSummary]):
         return "\n".join([text, *errors_file_notes(self.errors_file, self.fed_back)])
 
 
-def idempotency_key(pass_name: str, key: str, generation: int = 0) -> str:
+def idempotency_key(pass_name: str, key: str, generation: int = 0, scope: str = "") -> str:
     """Stable across runs and machines: the same row always sends the same key. An undo that
     deleted the row's record bumps its `generation`, so its next create is a new request and
-    not a replay of the deleted record (generation 0 keeps the keys of older checkpoints)."""
+    not a replay of the deleted record (generation 0 keeps the keys of older checkpoints).
+    A `scope` (`ImportSettings.key_scope`) sets apart another source's rows of the same key."""
     identity = f"{pass_name}\x00{key}" + (f"\x00{generation}" if generation else "")
+    identity = f"{scope}\x00{identity}" if scope else identity
     digest = hashlib.sha256(identity.encode()).hexdigest()[:40]
     return f"bulk-{pass_name}-{digest}"
 
@@ -377,6 +379,7 @@ class _ImportSession:
                 concurrency=self.settings.connection.concurrency,
                 force=self.settings.force,
                 reachability=reachability,
+                key_scope=self.settings.key_scope,
             )
             async with ticking(bar, self.client.waiting_status):
                 await runner.run()
@@ -431,6 +434,7 @@ class PassRunner:
         concurrency: int,
         force: bool,
         reachability: Reachability | None = None,
+        key_scope: str = "",
     ) -> None:
         self.client = client
         self.checkpoint = checkpoint
@@ -443,6 +447,7 @@ class PassRunner:
         self.stop = stop
         self.conflicts = ConflictResolver(client, checkpoint)
         self.reachability = reachability or Reachability(client, concurrency)
+        self.key_scope = key_scope
         self._parent_ids: dict[str, str] = {}
         """Customers' Pivotal ids, read once each: the customers pass is over by now."""
         self.commits: GroupCommit | None = None
@@ -581,7 +586,11 @@ class PassRunner:
         self.checkpoint.mark_in_flight(row, method, path, body, target)
         if self.commits is not None:
             await self.commits.durable()  # in flight, committed, before the request leaves
-        key = idempotency_key(self.pass_name, row.key, row.generation) if method == "POST" else None
+        key = (
+            idempotency_key(self.pass_name, row.key, row.generation, self.key_scope)
+            if method == "POST"
+            else None
+        )
         try:
             response = await self.client.request(method, path, body=body, idempotency_key=key)
         except RequestAbandoned as abandoned:

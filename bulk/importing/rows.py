@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bulk.importing.cells import UNSET, CellError, Parser, cell_parser, show
+from bulk.importing.cells import UNSET, CellError, Parser, cell_parser
 from bulk.importing.mapping import (
     NO_MAPPING,
     ColumnMap,
@@ -264,17 +264,13 @@ class RowPlanner:
         key_cell = self.column_map.get("customer_external_id")
         ref_cell = self.column_map.get("customer_id")
         key = cells.get(key_cell) if key_cell else None
+        if key is not None:
+            # SPEC: the external id wins, an export's `customer_id` names the source workspace
+            return key, None
         ref = cells.get(ref_cell) if ref_cell else None
         key_column = self.column_map.shown("customer_external_id")
         ref_column = self.column_map.shown("customer_id")
-        if key is not None and ref is not None:
-            raise CellError(
-                ref_column,
-                "invalid_type",
-                f"{key_column} {show(key)} and {ref_column} {show(ref)} are "
-                "both set; keep only one of them",
-            )
-        if key is None and ref is None:
+        if ref is None:
             if key_cell and ref_cell:
                 raise CellError(
                     key_column,
@@ -282,7 +278,7 @@ class RowPlanner:
                     f"{key_column} and {ref_column} are both empty; set one of them",
                 )
             raise self._missing("customer_external_id" if key_cell else "customer_id")
-        return key, ref
+        return None, ref
 
     def _metadata(
         self, cells: Mapping[str, str | None], external_id: str | None
