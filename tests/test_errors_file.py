@@ -51,7 +51,7 @@ def round_one_source(folder: Path) -> Path:
         folder / "customers.csv",
         "external_id,name,status,domain\n"
         "C1,Acme,active,acme.com\n"
-        "C2,Globex Café,bogus,globex.com\n"
+        "C2,Globex Café,bogus!,globex.com\n"
         "C3,Initech,active,initech.com\n",
     )
     write_text(
@@ -88,7 +88,7 @@ def test_columns_are_each_pass_s_source_columns_in_order_then_the_tool_s(
     ]  # fmt: skip
     assert rows == [
         {
-            "external_id": "C2", "name": "Globex Café", "status": "bogus", "domain": "globex.com",
+            "external_id": "C2", "name": "Globex Café", "status": "bogus!", "domain": "globex.com",
             "customer_external_id": "", "email": "", "title": "",
             "_pass": "customers", "_file": "customers.csv", "_line": "3",
             "_error_code": "invalid_enum_value",
@@ -109,7 +109,7 @@ def test_columns_are_each_pass_s_source_columns_in_order_then_the_tool_s(
             "_error_message": "customer 'C2' is invalid (line 3)",
         },
     ]  # fmt: skip
-    assert "status 'bogus'" in rows[0]["_error_message"]
+    assert "status 'bogus!'" in rows[0]["_error_message"]
 
 
 # -- the loop: fix, feed back, repeat ----------------------------------------------------------
@@ -264,7 +264,7 @@ def test_a_dry_run_shows_its_invalid_rows(threaded_sandbox: Sandbox, tmp_path: P
         "  customers.csv line 3: " + lines[start + 1].split(": ", 1)[1],
         "  contacts.csv line 3: email 'bob@' is not an email address",
     ]
-    assert "status 'bogus'" in lines[start + 1]
+    assert "status 'bogus!'" in lines[start + 1]
 
 
 def test_a_run_of_other_passes_keeps_the_customers_failures_and_ids(
@@ -307,7 +307,7 @@ def test_a_row_made_invalid_later_keeps_its_id_in_the_results(
     assert imported(threaded_sandbox, "--customers", str(customers)).exit_code == 0
     _, results = read_csv(RESULTS)
     created = results[0]
-    write_text(customers, "external_id,name,status\nC1,Acme,bogus\n")
+    write_text(customers, "external_id,name,status\nC1,Acme,bogus!\n")
 
     result = imported(threaded_sandbox, "--customers", str(customers))
 
@@ -327,10 +327,10 @@ def test_a_row_fixed_in_the_source_leaves_the_errors_file(
     threaded_sandbox: Sandbox, tmp_path: Path
 ) -> None:
     customers = write_text(
-        tmp_path / "customers.csv", "external_id,name,status\nC1,Acme,bogus\nC2,Globex,bad\n"
+        tmp_path / "customers.csv", "external_id,name,status\nC1,Acme,bogus!\nC2,Globex,bad!\n"
     )
     assert imported(threaded_sandbox, "--customers", str(customers)).exit_code == 1
-    write_text(customers, "external_id,name,status\nC1,Acme,active\nC2,Globex,bad\n")
+    write_text(customers, "external_id,name,status\nC1,Acme,active\nC2,Globex,bad!\n")
 
     result = imported(threaded_sandbox, "--customers", str(customers))
 
@@ -364,7 +364,7 @@ def test_every_problem_of_a_row_is_in_its_one_line(
     write_text(folder / "customers.csv", "external_id,name\nC1,Acme\n")
     write_text(
         folder / "onboardings.csv",
-        "customer_external_id,name,phase,target_launch_date\nC1,Launch,orbit,next tuesday\n",
+        "customer_external_id,name,phase,target_launch_date\nC1,Launch,orbit!,next tuesday\n",
     )
 
     result = imported(threaded_sandbox, str(folder), "--report", "report.json")
@@ -375,7 +375,7 @@ def test_every_problem_of_a_row_is_in_its_one_line(
     codes = errors[0]["_error_code"].split(";")
     messages = errors[0]["_error_message"].split("; ")
     assert len(codes) == len(messages) == 2
-    assert messages[0].startswith("phase 'orbit'")
+    assert messages[0].startswith("phase 'orbit!'")
     assert messages[1].startswith("target_launch_date 'next tuesday'")
     report = json.loads(Path("report.json").read_text(encoding="utf-8"))
     assert report["summary"]["passes"]["onboardings"]["invalid"] == 1  # rows, not problems
@@ -385,7 +385,7 @@ def test_a_bad_cell_and_a_duplicate_key_are_both_reported(
     threaded_sandbox: Sandbox, tmp_path: Path
 ) -> None:
     customers = write_text(
-        tmp_path / "customers.csv", "external_id,name,status\nC1,Acme,active\nC1,Again,bogus\n"
+        tmp_path / "customers.csv", "external_id,name,status\nC1,Acme,active\nC1,Again,bogus!\n"
     )
 
     result = imported(threaded_sandbox, "--customers", str(customers))
@@ -401,7 +401,7 @@ def test_a_bad_cell_and_a_name_whose_slug_is_taken_are_both_reported(
 ) -> None:
     customers = write_text(
         tmp_path / "customers.csv",
-        "external_id,name,status\nC1,Acme Inc.,active\nC2,ACME inc,bogus\n",
+        "external_id,name,status\nC1,Acme Inc.,active\nC2,ACME inc,bogus!\n",
     )
 
     result = imported(threaded_sandbox, "--customers", str(customers))

@@ -266,12 +266,6 @@ async def test_external_id_is_the_customers_own_key_where_it_is_unique(
             assert row["customer_external_id"] == expected[parent_id]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the import validates enum cells against bulk.schema's documented values, so a "
-    "newer API's `paused_billing` is an invalid row; whether to pass unknown values through "
-    "to the API (which answers for them) is open: see the issue-9 report",
-)
 async def test_an_export_with_a_newer_apis_enum_values_imports_back_into_it(
     extra_sandbox: Sandbox, http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:

@@ -128,7 +128,7 @@ def test_invalid_rows_are_reported_with_line_column_and_reason(tmp_path: Path) -
 
 
 def test_strict_sends_nothing_when_a_row_is_invalid(tmp_path: Path) -> None:
-    write(tmp_path / "customers.csv", "external_id,name,status\n1,Acme,active\n2,Globex,bogus\n")
+    write(tmp_path / "customers.csv", "external_id,name,status\n1,Acme,active\n2,Globex,bogus!\n")
 
     result = bulk(
         "import", "--customers", str(tmp_path / "customers.csv"), "--sandbox", "--strict", "--quiet"

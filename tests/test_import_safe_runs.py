@@ -198,7 +198,7 @@ def test_the_per_minute_rate_comes_from_the_keys_limit_and_window() -> None:
 async def test_a_dry_run_with_strict_exits_as_the_real_run_would(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    source = write_text(tmp_path / "customers.csv", "external_id,name,status\nK1,A,bogus\n")
+    source = write_text(tmp_path / "customers.csv", "external_id,name,status\nK1,A,bogus!\n")
 
     outcome = await run_import(
         settings_for(sandbox.base_url, source, tmp_path, dry_run=True, strict=True)

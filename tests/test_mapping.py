@@ -293,10 +293,11 @@ MAP_FILE_ERRORS = [
         id="no column",
     ),
     pytest.param(
-        '[customers]\nstatus = { column = "Stage", values = { Customer = "actve" } }\n',
-        "map.toml: [customers] status: values gives 'Customer' the value 'actve', but status "
-        "'actve' is not one of onboarding, active, at_risk, churned, archived. Give a value "
-        "the API takes.",
+        '[customers]\nstatus = { column = "Stage", values = { Customer = "Actve" } }\n',
+        "map.toml: [customers] status: values gives 'Customer' the value 'Actve', but status "
+        "'Actve' is not one of onboarding, active, at_risk, churned, archived (an undocumented "
+        "value is sent only in the API's own spelling: lowercase words joined by _). Give a "
+        "value the API takes.",
         id="a value the field cannot take",
     ),
     pytest.param(

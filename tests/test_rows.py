@@ -268,16 +268,19 @@ def test_blank_typed_cells_are_not_set(pass_name: str, column: str, cell: str) -
         (
             "customers",
             "status",
-            "actve",
+            "Actve!!",
             "invalid_enum_value",
-            "status 'actve' is not one of onboarding, active, at_risk, churned, archived",
+            "status 'Actve!!' is not one of onboarding, active, at_risk, churned, archived (an "
+            "undocumented value is sent only in the API's own spelling: lowercase words joined "
+            "by _)",
         ),
         (
             "onboardings",
             "state",
-            "done",
+            "Done Now",
             "invalid_enum_value",
-            "state 'done' is not one of active, paused, at_risk, waiting",
+            "state 'Done Now' is not one of active, paused, at_risk, waiting (an undocumented "
+            "value is sent only in the API's own spelling: lowercase words joined by _)",
         ),
         ("contacts", "email", "bob@", "invalid_string", "email 'bob@' is not an email address"),
         (

@@ -103,7 +103,7 @@ async def test_a_duplicate_key_after_an_invalid_first_row_is_caught_through_map(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     source = customers_file(
-        tmp_path / "source", "Ref,Company,status\n007,Bond,bogus\n007,Bond Two,active\n"
+        tmp_path / "source", "Ref,Company,status\n007,Bond,bogus!\n007,Bond Two,active\n"
     )
     settings = import_settings(sandbox, tmp_path, source, maps=("external_id=Ref", "name=Company"))
 

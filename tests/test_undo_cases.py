@@ -215,7 +215,7 @@ def test_undo_on_a_checkpoint_in_use_exits_2_and_sends_nothing(
 def test_a_checkpoint_that_imported_nothing_has_nothing_to_undo(
     threaded_sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    folder = write_source(tmp_path / "src", "external_id,name,status\nA,Ay,bogus\n")
+    folder = write_source(tmp_path / "src", "external_id,name,status\nA,Ay,bogus!\n")
     checkpoint = tmp_path / "import.sqlite"
     imported = bulk(
         "import", str(folder), "--checkpoint", str(checkpoint), "--quiet",

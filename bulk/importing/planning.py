@@ -151,6 +151,7 @@ def plan_import(
         outcome.invalid_by_pass[opened.file.pass_name] = planner.plan_all(
             kinds if not record else None
         )
+        outcome.warnings.extend(opened.planner.undocumented_warnings)
     return outcome
 
 

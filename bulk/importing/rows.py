@@ -10,6 +10,7 @@ has).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ from bulk.importing.sources import SourceRecord
 from bulk.schema import COLLECTIONS, CUSTOMER, SLUG_MAX_LENGTH, Kind, canonical_json, text_digest
 
 _NON_SLUG = re.compile(r"[^a-z0-9]+")
+_SHOWN_UNDOCUMENTED = 5
+"""How many undocumented values of one column a warning names (the most frequent first)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +142,13 @@ class RowPlanner:
             if (column := self.column_map.get(field.name)) is not None
             and field.kind is not Kind.JSON_OBJECT
         )
+        self._enums = tuple(
+            (cell.field, frozenset(self.schema.field(cell.field).choices))
+            for cell in self._cells
+            if self.schema.field(cell.field).kind is Kind.ENUM
+        )
+        self._undocumented: dict[str, Counter[str]] = {}
+        """Enum field → the undocumented values its valid rows pass through → how many rows."""
         self._has_metadata = has_metadata(self.schema)
         metadata_column = self.column_map.get("metadata") if self._has_metadata else None
         self._metadata_cell = (
@@ -166,6 +176,15 @@ class RowPlanner:
     def warning(self) -> str | None:
         """The one warning about unknown columns, or None."""
         return self.column_map.warning
+
+    @property
+    def undocumented_warnings(self) -> tuple[str, ...]:
+        """One warning per enum column whose planned rows pass values through that the docs do
+        not list (`paused_billing`): sent as they are, so a typo shows before anything is."""
+        return tuple(
+            self._undocumented_warning(field, values)
+            for field, values in self._undocumented.items()
+        )
 
     def plan(self, record: SourceRecord) -> PlannedRow | RowProblem:
         """The row to send for a record, or every problem it has."""
@@ -230,6 +249,7 @@ class RowPlanner:
                     payload["metadata"] = metadata
         if found:
             return None
+        self._count_undocumented(payload)
         slug = None
         if self._is_customer:
             slug = payload.get("slug") or predicted_slug(payload["name"]) or None
@@ -301,6 +321,29 @@ class RowPlanner:
                 metadata = {}
             metadata["external_id"] = external_id
         return metadata
+
+    def _count_undocumented(self, payload: Mapping[str, Any]) -> None:
+        for field, documented in self._enums:
+            value = payload.get(field)
+            if value is not None and value not in documented:
+                self._undocumented.setdefault(field, Counter())[value] += 1
+
+    def _undocumented_warning(self, field: str, values: Counter[str]) -> str:
+        where = f"{self.path.name}: " if self.path is not None else f"{self.schema.collection}: "
+        common = values.most_common()
+        named = [f"{value!r} ({rows} row{'s' if rows > 1 else ''})" for value, rows in common]
+        if len(named) > _SHOWN_UNDOCUMENTED:
+            rest = len(named) - _SHOWN_UNDOCUMENTED
+            named = [*named[:_SHOWN_UNDOCUMENTED], f"{rest} more"]
+        listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+        column = self.column_map.shown(field)
+        if len(common) == 1:
+            verdict = "is not a documented value; it is sent as it is"
+            newer = "a newer API may know it"
+        else:
+            verdict = "are not documented values; they are sent as they are"
+            newer = "a newer API may know them"
+        return f"{where}{column} {listed} {verdict} and the API decides ({newer})."
 
     def _missing(self, field: str) -> CellError:
         column = self.column_map.shown(field)
