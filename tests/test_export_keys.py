@@ -21,6 +21,7 @@ from bulk.exporting.exporter import run_export
 from bulk.exporting.tables import frame, merge_parts, write_part
 from bulk.importing.importer import run_import
 from bulk.sandbox import Sandbox
+from bulk.schema import CONTACT, CUSTOMER, ONBOARDING
 from bulk.settings import ConnectionSettings, ExportSettings, ImportSettings
 
 pytest_plugins = ["sandbox_helpers"]
@@ -282,11 +283,32 @@ async def test_an_export_with_a_newer_apis_enum_values_imports_back_into_it(
     outcome = await run_import(reimport)
 
     assert outcome.exit_code == 0, outcome.error
-    copied = extra_sandbox.objects("globex", "customer")
-    assert sorted(row["status"] for row in copied) == sorted(
-        row["status"] for row in extra_sandbox.objects(WORKSPACE, "customer")
-    )
-    assert {row["state"] for row in extra_sandbox.objects("globex", "onboarding")} == {
-        "on_hold",
+    source, copy = (as_written(extra_sandbox, workspace) for workspace in (WORKSPACE, "globex"))
+    assert copy == source
+    assert sorted(row["status"] for row in source["customer"].values()) == [
         "active",
-    }
+        "churned",
+        "onboarding",
+        "paused_billing",
+        "paused_billing",
+    ]
+    assert {row["state"] for row in source["onboarding"].values()} == {"on_hold", "active"}
+
+
+def as_written(sandbox: Sandbox, workspace: str) -> dict[str, dict[Any, dict[str, Any]]]:
+    """A workspace's objects, every writable field but the customers' metadata (the import
+    adds its key there), keyed by name; children by their customer's name."""
+    customers = sandbox.objects(workspace, "customer")
+    name_of = {row["id"]: row["name"] for row in customers}
+    tables: dict[str, dict[Any, dict[str, Any]]] = {}
+    for schema in (CUSTOMER, CONTACT, ONBOARDING):
+        names = [f.name for f in schema.writable() if f.name not in ("customer_id", "metadata")]
+        rows = customers if schema is CUSTOMER else sandbox.objects(workspace, schema.object)
+        tables[schema.object] = {
+            (name_of.get(row.get("customer_id", "")), row["name"], row.get("email")): {
+                name: row[name] for name in names
+            }
+            for row in rows
+        }
+    assert [len(table) for table in tables.values()] == [5, 6, 2]  # every key is unique
+    return tables

@@ -456,7 +456,7 @@ def test_status_shows_invalid_counts(threaded_sandbox: Sandbox, tmp_path: Path) 
 def test_status_rewrites_the_errors_and_results_files_from_the_checkpoint(
     threaded_sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    write_text(tmp_path / "customers.csv", "external_id,name,status\nK1,Kay,active\nK2,Bee,bogus!\n")
+    write_text(tmp_path / "customers.csv", "external_id,name,status\nK1,Kay,active\nK2,Bee,bad!\n")
     imported = bulk(
         "import",
         "--customers",

@@ -27,7 +27,7 @@ def files_of(folder: Path) -> dict[str, str]:
 
 
 def imported_with_an_invalid_row(sandbox: Sandbox, tmp_path: Path) -> Path:
-    write_text(tmp_path / "customers.csv", "external_id,name,status\nK1,Kay,active\nK2,Bee,bogus!\n")
+    write_text(tmp_path / "customers.csv", "external_id,name,status\nK1,Kay,active\nK2,Bee,bad!\n")
     result = bulk("import", "--customers", "customers.csv", *connection(sandbox), "--quiet")
     assert result.exit_code == 1, result.output
     return tmp_path / "bulk-import.sqlite"

@@ -9,10 +9,11 @@ cannot be mapped to exactly one API value is a `CellError` with the API's own er
 sentence naming the column and the value.
 
 Enums are the one place the client trusts the API over its copy of the docs: a newer API has
-values the docs do not list (`paused_billing`), and an export of it must import back. A value in
-the API's own spelling (lowercase words joined by `_`) that is not documented is passed through
-as it is, for the API to accept or refuse (the planner warns about it once per column); a value not even spelled so, that folds to no documented one (`Actve!!`,
-`Paused Billing`), is a typo no API version holds, and stays invalid.
+values the docs do not list (`paused_billing`), and its export must import back. A value in the
+API's own spelling (lowercase words joined by `_`) that is not documented is passed through as
+it is, for the API to accept or refuse (the planner warns about it once per column). A value
+not even spelled so that folds to no documented one (`Actve!!`, `Paused Billing`) is a typo no
+API version holds, and stays invalid.
 
 A parser is built once per field and column (`cell_parser`), so the per-cell work is one call.
 
