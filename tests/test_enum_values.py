@@ -3,8 +3,9 @@ through". A value in the API's own spelling (`paused_billing`, a newer API's) is
 and the API decides, with one warning per file and column before anything is sent; a value not
 even spelled so that folds to no documented one (`Actve!!`, `Paused Billing`) stays invalid.
 
-Every test here failed before the change, except the malformed cases of the parser: the import
-reported every undocumented value invalid, so a newer API's export did not import back into it.
+Every test here failed before the change: the import reported every undocumented value invalid,
+so a newer API's export did not import back into it (the malformed cases were invalid already;
+they failed only on the message, which now says what a passed-through value must look like).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from helpers import KEY, WORKSPACE, create, import_settings
 from bulk.cli import main
 from bulk.importing.cells import UNSET, CellError, cell_parser
 from bulk.importing.importer import run_import
+from bulk.importing.mapping import load_mapping
 from bulk.importing.rows import PlannedRow, RowPlanner
 from bulk.importing.sources import SourceRecord
 from bulk.migrate import run_migrate
@@ -120,6 +122,23 @@ def test_a_warning_names_the_five_most_common_values_and_counts_the_rest() -> No
         "onboardings: state 's2' (2 rows), 's1' (1 row), 's3' (1 row), 's4' (1 row), 's5' "
         "(1 row) and 2 more are not documented values; they are sent as they are and the API "
         "decides (a newer API may know them).",
+    )
+
+
+def test_the_warning_names_the_mapped_column_and_cuts_a_long_value() -> None:
+    mapping = load_mapping(("status=Lifecycle Stage",))
+    columns = ["external_id", "name", "Lifecycle Stage"]
+    planner = RowPlanner("customers", columns, mapping, path=Path("crm.csv"))
+    long_value = "x" * 80
+    rows: list[dict[str, str | None]] = [
+        {"external_id": "K1", "name": "A", "Lifecycle Stage": long_value}
+    ]
+
+    plan_rows(planner, rows)
+
+    assert planner.undocumented_warnings == (
+        f"crm.csv: Lifecycle Stage '{'x' * 59}…' (1 row) is not a documented value; it is sent "
+        "as it is and the API decides (a newer API may know it).",
     )
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bulk.importing.cells import UNSET, CellError, Parser, cell_parser
+from bulk.importing.cells import UNSET, CellError, Parser, cell_parser, show
 from bulk.importing.mapping import (
     NO_MAPPING,
     ColumnMap,
@@ -179,8 +179,8 @@ class RowPlanner:
 
     @property
     def undocumented_warnings(self) -> tuple[str, ...]:
-        """One warning per enum column whose planned rows pass values through that the docs do
-        not list (`paused_billing`): sent as they are, so a typo shows before anything is."""
+        """One warning per enum column whose valid rows hold values the docs do not list
+        (`paused_billing`): they are sent as they are, so a typo shows before anything is sent."""
         return tuple(
             self._undocumented_warning(field, values)
             for field, values in self._undocumented.items()
@@ -331,7 +331,7 @@ class RowPlanner:
     def _undocumented_warning(self, field: str, values: Counter[str]) -> str:
         where = f"{self.path.name}: " if self.path is not None else f"{self.schema.collection}: "
         common = values.most_common()
-        named = [f"{value!r} ({rows} row{'s' if rows > 1 else ''})" for value, rows in common]
+        named = [f"{show(value)} ({rows} row{'s' if rows > 1 else ''})" for value, rows in common]
         if len(named) > _SHOWN_UNDOCUMENTED:
             rest = len(named) - _SHOWN_UNDOCUMENTED
             named = [*named[:_SHOWN_UNDOCUMENTED], f"{rest} more"]
