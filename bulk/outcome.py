@@ -34,6 +34,9 @@ class RunOutcome(Generic[SummaryT, PlanT]):
     error: str | None = None
     plan: PlanT | None = None
     errors_file: Path | None = None
+    told_warnings: list[str] = field(default_factory=list)
+    """Warnings the run printed as they came (planning's, before the first request): the
+    report lists them with `warnings`, the closing lines do not repeat them."""
 
     problems_label: ClassVar[str] = "Problem rows"
     """How the rendered summary names the errors file."""
@@ -50,6 +53,6 @@ class RunOutcome(Generic[SummaryT, PlanT]):
             report["plan"] = asdict(self.plan)
         if self.error is not None:
             report["error"] = self.error
-        if self.warnings:
-            report["warnings"] = self.warnings
+        if self.told_warnings or self.warnings:
+            report["warnings"] = [*self.told_warnings, *self.warnings]
         return report

@@ -199,8 +199,7 @@ def import_settings(
         connection=connection,
         folders=folders or (SAMPLES,),
         checkpoint=tmp_path / "import.sqlite",
-        quiet=True,
-        **options,
+        **{"quiet": True, **options},
     )
 
 

@@ -4,6 +4,7 @@ rate limits."""
 from __future__ import annotations
 
 import csv
+import io
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from helpers import (
 )
 
 from bulk.importing.importer import run_import
+from bulk.progress import ProgressFactory
 from bulk.sandbox import Sandbox, SandboxConfig, running_sandbox
 
 pytest_plugins = ["sandbox_helpers"]
@@ -111,3 +113,38 @@ async def test_import_stays_within_a_small_rate_window(tmp_path: Path) -> None:
         assert counts(outcome, "created") == {"customers": 50}
         assert sandbox.stats.rate_limited == 0
         assert outcome.summary.rate_limited == 0
+
+
+class _StderrWatch(io.StringIO):
+    """A progress stream noting how many writes the sandbox had admitted when each warning
+    was printed."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        super().__init__()
+        self.sandbox = sandbox
+        self.writes_at_warning: list[int] = []
+
+    def write(self, text: str) -> int:
+        if text.startswith("Warning: "):
+            self.writes_at_warning.append(self.sandbox.stats.writes)
+        return super().write(text)
+
+
+async def test_planning_warnings_are_printed_before_the_first_write(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "customers.csv").write_text("external_id,name,Fax\nK1,Kappa,555\n")
+    watch = _StderrWatch(sandbox)
+
+    outcome = await run_import(
+        import_settings(sandbox, tmp_path, source, quiet=False), ProgressFactory(stream=watch)
+    )
+
+    warning = "customers.csv: ignoring unknown column 'Fax'."
+    assert watch.getvalue().count(f"Warning: {warning}") == 1
+    assert watch.writes_at_warning == [0]  # told before the first request that writes
+    assert sandbox.stats.writes == 1
+    assert outcome.warnings == []  # the CLI's closing lines do not repeat it
+    assert outcome.to_json()["warnings"] == [warning]  # the report has it

@@ -132,6 +132,7 @@ async def run_import(
                 session.plan = _plan_if_needed(checkpoint, run, sources, options, stop.check)
             except RunInterrupted as interrupted:
                 return session.finish(interrupted.exit_code, str(interrupted))
+            session.tell_warnings(progress)
             if settings.strict and session.plan.invalid:
                 invalid = session.plan.invalid
                 return session.finish(2, f"{invalid} invalid rows and --strict: nothing was sent.")
@@ -311,6 +312,15 @@ class _ImportSession:
     """What the user should hear besides the plan's warnings (rows that left the source)."""
     fed_back: tuple[Path, ...] = ()
     """Errors files this run reads as its source."""
+    told: bool = False
+    """Whether the plan's warnings were printed when planning ended."""
+
+    def tell_warnings(self, progress: ProgressFactory) -> None:
+        """Planning's warnings (unknown columns, undocumented enum values, control characters)
+        go out before the first request, while the user can still stop the run."""
+        for warning in self.plan.warnings:
+            progress.note(f"Warning: {warning}")
+        self.told = True
 
     async def send_all(self, progress: ProgressFactory, stop: StopRequest) -> ImportOutcome:
         try:
@@ -415,8 +425,9 @@ class _ImportSession:
         )
         if exit_code is None:
             exit_code = 1 if summary.has_problems else 0
-        warnings = [*self.plan.warnings, *self.notes]
-        return ImportOutcome(summary, exit_code, warnings, error)
+        told, untold = (self.plan.warnings, []) if self.told else ([], self.plan.warnings)
+        warnings = [*untold, *self.notes]
+        return ImportOutcome(summary, exit_code, warnings, error, told_warnings=told)
 
 
 class PassRunner:
