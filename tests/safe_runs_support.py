@@ -118,6 +118,27 @@ def finish(process: subprocess.Popen[bytes], within_s: float, what: str) -> Fini
     )
 
 
+AT_ONCE_MARGIN_S = 2.0
+"""What "at once" allows beyond the start-up of a run that refuses straight away: far less
+than the waits it rules out (a 5 s busy timeout, 17 s of retries)."""
+
+
+def start_up_s(cwd: Path) -> float:
+    """How long `bulk import` takes on this machine right now to start, load its modules and
+    refuse a missing file: the floor under any run that exits at once (a loaded machine
+    starts an interpreter slower, so a fixed bound would fail there)."""
+    process = start_bulk("import", "--customers", "no-such-file.csv", "--quiet", cwd=cwd)
+    refused = finish(process, within_s=60, what="a run refusing a missing file")
+    assert refused.returncode == 2, refused.stderr
+    return refused.elapsed_s
+
+
+def assert_at_once(done: Finished, cwd: Path) -> None:
+    """`done` exited about as soon as a process can: no wait, no retry."""
+    floor = start_up_s(cwd)
+    assert done.elapsed_s < floor + AT_ONCE_MARGIN_S, (done.elapsed_s, floor)
+
+
 def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():

@@ -22,6 +22,7 @@ from safe_runs_support import (
     TEST_KEY,
     ProxyRules,
     StderrLines,
+    assert_at_once,
     connection,
     finish,
     import_customers,
@@ -100,12 +101,12 @@ def test_a_second_import_on_a_held_checkpoint_exits_2_at_once_and_a_killed_holde
 
         second = finish(
             start_bulk(*import_args(narrow_sandbox.base_url, "--quiet"), cwd=tmp_path),
-            within_s=4,
+            within_s=60,
             what="a second run",
         )
 
         assert second.returncode == 2, second.stderr
-        assert second.elapsed_s < 2.5  # the interpreter's start-up included
+        assert_at_once(second, tmp_path)
         assert "Traceback" not in second.stderr
         assert "in use by another process" in second.stderr
         assert f"pid {holder.pid}" in second.stderr
@@ -169,10 +170,10 @@ def test_a_second_export_on_a_held_export_checkpoint_exits_2_at_once(
         time.sleep(0.3)
         seen = (narrow_sandbox.stats.requests, narrow_sandbox.stats.rate_limited)
 
-        second = finish(start_bulk(*export, cwd=tmp_path), within_s=4, what="a second export")
+        second = finish(start_bulk(*export, cwd=tmp_path), within_s=60, what="a second export")
 
         assert second.returncode == 2, second.stderr
-        assert second.elapsed_s < 2.5
+        assert_at_once(second, tmp_path)
         assert "Traceback" not in second.stderr
         assert "in use by another process" in second.stderr
         assert f"pid {holder.pid}" in second.stderr
@@ -272,6 +273,9 @@ def test_sigterm_while_requests_wait_to_retry_exits_143_at_once(
 
 PLANNED_ROWS = 100_000
 """Enough rows for planning to take several seconds."""
+PLANNING_STOP_S = 5
+"""A stop while planning takes effect between two polls (every 1,000 records): well under a
+second on an idle machine, allowed 5 on a loaded one, against the 70 s it took before."""
 
 
 @pytest.mark.parametrize(
@@ -291,11 +295,11 @@ def test_a_signal_while_planning_a_large_file_stops_at_once_with_a_message(
     signalled = time.monotonic()
     process.send_signal(signum)
     try:
-        process.wait(timeout=2)
+        process.wait(timeout=PLANNING_STOP_S)
     except subprocess.TimeoutExpired:
         kill(process)
         stderr.join()
-        raise AssertionError("still planning 2 s after the signal (killed)") from None
+        raise AssertionError(f"still planning {PLANNING_STOP_S} s after the signal") from None
     stderr.join()
 
     assert process.returncode == code, f"exit {process.returncode}, stderr {stderr.text()!r}"
