@@ -17,9 +17,9 @@ import xlsxwriter
 import xlwt
 from helpers import WORKSPACE
 from ods import write_ods
-from test_spreadsheets import Sheet, against, bulk, read, workbook
+from test_spreadsheets import Sheet, against, bulk, error_of, read, workbook
 
-from bulk.importing.sources import SourceFile, discover_sources
+from bulk.importing.sources import SourceFile, discover_sources, open_source
 from bulk.sandbox import Sandbox
 
 Writer = Callable[[Path, Mapping[str, Sheet]], Path]
@@ -92,11 +92,13 @@ def test_the_writers_write_what_their_format_is() -> None:
     with zipfile.ZipFile(xlsm(here / "b.xlsm", {"s": rows})) as package:
         assert _XLSM_MAIN.encode() in package.read("[Content_Types].xml")
     assert xls(here / "b.xls", {"s": rows}).read_bytes()[:8] == bytes.fromhex("d0cf11e0a1b11ae1")
-    with zipfile.ZipFile(write_ods(here / "b.ods", {"s": rows})) as package:
+    with zipfile.ZipFile(write_ods(here / "b.ods", {"s": [*rows, ["b"], None, None]})) as package:
         first = package.infolist()[0]
         assert (first.filename, first.compress_type) == ("mimetype", zipfile.ZIP_STORED)
         assert package.read("mimetype") == b"application/vnd.oasis.opendocument.spreadsheet"
         assert "META-INF/manifest.xml" in package.namelist()
+        content = package.read("content.xml").decode()
+    assert content.count('table:number-rows-repeated="2"') == 2  # the two b rows, the blank ones
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -274,6 +276,31 @@ def test_an_ods_sheet_padded_as_calc_pads_it_reads_only_its_data(tmp_path: Path)
         (2, {"id": "1", "name": "a"}),
         (4, {"id": "2", "name": "b"}),
     ]
+
+
+def test_sheet_errors_name_the_workbook_and_the_sheet(suffix: str, tmp_path: Path) -> None:
+    path = write(
+        suffix,
+        tmp_path / "b",
+        {"customers": [["id", "id "], ["1", "2"]], "empty": [], "header only": [["id", "name"]]},
+    )
+    name = path.name
+
+    assert error_of(customers(path)) == (
+        f"{name}#customers line 1, column 'id': column 'id' appears twice in the header. "
+        "Rename or delete one of them."
+    )
+    assert error_of(customers(path, "Empty")) == (
+        f"{name}#empty: is empty. Start it with a row of column names."
+    )
+    with open_source(SourceFile("contacts", path, "spreadsheet", "HEADER ONLY")) as opened:
+        assert opened.columns == ("id", "name")
+        assert list(opened.batches()) == []
+    not_a_workbook = tmp_path / f"fake{suffix}"
+    not_a_workbook.write_text("id,name\n")
+    assert error_of(customers(not_a_workbook)).startswith(
+        f"fake{suffix}: cannot be read as a workbook (calamine error: "
+    )
 
 
 # -- sheets ----------------------------------------------------------------------------------
