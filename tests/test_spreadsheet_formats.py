@@ -31,7 +31,7 @@ _XLSM_MAIN = "application/vnd.ms-excel.sheet.macroEnabled.main+xml"
 def xlsm(path: Path, sheets: Mapping[str, Sheet]) -> Path:
     """A macro-enabled workbook as Excel saves one without macros: an xlsx package whose main
     part has the macro-enabled content type. xlsxwriter writes that type only with a VBA
-    project (a binary we do not have; calamine does not read it to load sheets)."""
+    project, a `vbaProject.bin` only Excel makes (and calamine does not read to load sheets)."""
     workbook(path, sheets)
     with zipfile.ZipFile(path) as package:
         parts = [(info, package.read(info)) for info in package.infolist()]
@@ -85,9 +85,9 @@ def customers(path: Path, sheet: str | None = None) -> SourceFile:
     return SourceFile("customers", path, "spreadsheet", sheet)
 
 
-def test_the_writers_write_what_their_format_is() -> None:
+def test_the_writers_write_what_their_format_is(tmp_path: Path) -> None:
     """The files are the formats they are named for, not xlsx under other names."""
-    here = Path.cwd()
+    here = tmp_path
     rows: Sheet = [["a"], ["b"]]
     with zipfile.ZipFile(xlsm(here / "b.xlsm", {"s": rows})) as package:
         assert _XLSM_MAIN.encode() in package.read("[Content_Types].xml")
