@@ -7,7 +7,9 @@ first thousand silently empties a later cell of another type), so a column of nu
 numbers and a column mixing numbers and text is text; typed columns become text by
 `cells.typed_text`'s rule. Spreadsheets have no date type: a date is a datetime at midnight,
 and reads as `YYYY-MM-DD`. A text column holding date cells (dates typed as text next to real
-ones) is read a third time, as datetimes, for those cells alone.
+ones) is read a third time, as datetimes, for those cells alone. fastexcel refuses a column
+mixing durations (an ODS time of day, an xlsx `[h]:mm` cell) with any other type: such a sheet
+is read again with those columns as text, and once more as durations for their duration cells.
 
 Cells holding a formula error (`#DIV/0!`) come out of fastexcel as empty cells, typed or not.
 
@@ -130,7 +132,7 @@ class SpreadsheetSource(Source):
 
 def _header(reader: fastexcel.ExcelReader, sheet: str, shown: Path) -> tuple[int, list[str]]:
     """The first non-blank row of the sheet (0-based) and its cells as text."""
-    top = _load(reader, sheet, shown, n_rows=HEADER_SEARCH_ROWS, as_text=True)
+    top = _load(reader, sheet, shown, n_rows=HEADER_SEARCH_ROWS, dtypes="string")
     for index, row in enumerate(top.iter_rows()):
         if any(cell is not None and str(cell).strip() for cell in row):
             return index, ["" if cell is None else str(cell) for cell in row]
@@ -147,7 +149,7 @@ def _text_frame(
     reader: fastexcel.ExcelReader, sheet: str, header: Header, header_index: int, shown: Path
 ) -> pl.DataFrame:
     """The data rows below the header, typed by fastexcel, as text columns under their names."""
-    data = _load(reader, sheet, shown, skip_rows=header_index + 1)
+    data = _typed_rows(reader, sheet, shown, skip_rows=header_index + 1)
     positions = data.columns
     if len(positions) < len(header.raw):  # no data rows: fastexcel knows no columns
         return pl.DataFrame(schema=dict.fromkeys(header.names, pl.String))
@@ -164,7 +166,8 @@ def _text_frame(
 
 
 def _cell_text(position: str, schema: pl.Schema) -> pl.Expr:
-    """A column's cells as text; in a text column, the date cells (see below) by the rule."""
+    """A column's cells as text; in a text column, the date and duration cells (see below) by
+    the rule."""
     text = typed_text(position, schema[position], spreadsheet=True)
     if text is None:  # fastexcel yields no other types; kept for a future one
         text = pl.col(position).cast(pl.String)
@@ -173,15 +176,50 @@ def _cell_text(position: str, schema: pl.Schema) -> pl.Expr:
         as_date = typed_text(dates, schema[dates], spreadsheet=True)
         looks_like_one = pl.col(position).str.contains(_FASTEXCEL_DATETIME.pattern)
         text = pl.when(looks_like_one & pl.col(dates).is_not_null()).then(as_date).otherwise(text)
+    durations = _durations_name(position)
+    if durations in schema:
+        as_duration = typed_text(durations, schema[durations], spreadsheet=True)
+        text = pl.when(pl.col(durations).is_not_null()).then(as_duration).otherwise(text)
     return text
 
 
-_FASTEXCEL_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?$")
-"""How fastexcel writes a date cell in a column it reads as text (one mixing dates and text)."""
+_FASTEXCEL_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?$")
+"""How fastexcel writes a date cell in a column it reads as text (one mixing dates and text):
+`2026-05-01 09:30:15` from xlsx and xls, the cell's own `2026-05-01T09:30:15` from ODS."""
 
 
 def _dates_name(position: str) -> str:
     return f"{position}:dates"
+
+
+def _durations_name(position: str) -> str:
+    return f"{position}:durations"
+
+
+def _typed_rows(
+    reader: fastexcel.ExcelReader, sheet: str, shown: Path, *, skip_rows: int
+) -> pl.DataFrame:
+    """The rows from the sheet's row `skip_rows + 1`, typed by fastexcel's guess. A column
+    mixing durations with other types, which fastexcel refuses, is text, with its durations
+    beside it (as text, fastexcel loses an ODS duration and misreads an xlsx one)."""
+    try:
+        return _load(reader, sheet, shown, skip_rows=skip_rows)
+    except fastexcel.UnsupportedColumnTypeCombinationError as error:
+        refused = error
+    durations = _load(reader, sheet, shown, skip_rows=skip_rows, dtypes="duration")
+    timed = [
+        index
+        for index, position in enumerate(durations.columns)
+        if durations.get_column(position).is_not_null().any()
+    ]
+    if not timed:  # fastexcel refuses no other mix of types; kept for a future one
+        raise _unreadable(refused, shown)
+    text: dict[str | int, fastexcel.DType] = dict.fromkeys(timed, "string")
+    data = _load(reader, sheet, shown, skip_rows=skip_rows, dtypes=text)
+    return data.with_columns(
+        durations.get_column(durations.columns[index]).alias(_durations_name(data.columns[index]))
+        for index in timed
+    )
 
 
 def _with_dates_of_text_columns(
@@ -208,6 +246,7 @@ def _with_dates_of_text_columns(
         sheet,
         shown,
         skip_rows=header_index + 1,
+        dtypes="datetime",
         columns=[data.columns.index(position) for position in mixed],
     )
     return data.with_columns(
@@ -228,16 +267,15 @@ def _load(
     *,
     skip_rows: int = 0,
     n_rows: int | None = None,
-    as_text: bool = False,
+    dtypes: fastexcel.DType | dict[str | int, fastexcel.DType] | None = None,
     columns: list[int] | None = None,
 ) -> pl.DataFrame:
     """Rows of the sheet from its row `skip_rows + 1`, without a header row: positions are the
-    sheet's. As text, typed by a guess over every row loaded, or only `columns`, as datetimes."""
-    dtypes: fastexcel.DType | dict[str | int, fastexcel.DType] | None = None
-    if as_text:
-        dtypes = "string"
-    elif columns is not None:
-        dtypes = dict.fromkeys(columns, "datetime")
+    sheet's. Each column (or only `columns`) is of its type in `dtypes`, else of fastexcel's
+    guess over every row loaded.
+
+    Only a guess can raise `UnsupportedColumnTypeCombinationError`, which `_typed_rows` handles.
+    """
     try:
         loaded = reader.load_sheet(
             sheet,
@@ -249,5 +287,11 @@ def _load(
             dtypes=dtypes,
         )
         return loaded.to_polars()
+    except fastexcel.UnsupportedColumnTypeCombinationError:
+        raise
     except fastexcel.FastExcelError as error:
-        raise InputError(f"cannot be read ({_first_line(error)}).", path=shown) from None
+        raise _unreadable(error, shown) from None
+
+
+def _unreadable(error: Exception, shown: Path) -> InputError:
+    return InputError(f"cannot be read ({_first_line(error)}).", path=shown)
