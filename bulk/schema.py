@@ -1,9 +1,10 @@
 """The Pivotal API's objects as data: fields, types, enums and limits.
 
-One table serves both sides of the project: the sandbox validates request bodies against it
-strictly, and the importer uses it to turn spreadsheet cells into API values tolerantly. The
-timestamp and slug rules of the API live here too, because both sides must agree on them
-byte for byte.
+One table serves both sides of the project, as data only: the sandbox applies it strictly with
+rules of its own (`bulk.sandbox.validation`, `slugs`, `timestamps`), and the importer uses it to
+turn spreadsheet cells into API values tolerantly (`bulk.importing.cells`). The few functions
+below (timestamps, canonical JSON for payload hashes) are the client's; the sandbox imports none
+of them, so a misreading of the API on one side is not mirrored by the other.
 """
 
 from __future__ import annotations
