@@ -113,7 +113,9 @@ def test_duplicates_slugs_and_customers_are_found_across_batches(
         invalid = db.execute(
             "SELECT pass, line, code, message FROM invalid_rows ORDER BY pass DESC, line"
         ).fetchall()
-        planned = db.execute("SELECT pass, line, state FROM rows ORDER BY pass DESC, line").fetchall()
+        planned = db.execute(
+            "SELECT pass, line, state FROM rows ORDER BY pass DESC, line"
+        ).fetchall()
     assert invalid == [
         ("customers", 4, "missing_field", "name is required but empty"),
         ("customers", 5, "duplicate_key", "external_id 'C1' already appears on line 2"),

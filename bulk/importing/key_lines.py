@@ -5,8 +5,8 @@ of a duplicate, and the customers a child may point at. As Python dictionaries t
 250 bytes a key (the str, the int, the slot): 497 MiB for the 1.9M rows of a 200 MB CSV, more
 than reading the file. `KeyLines` keeps them in polars frames instead — a 64-bit hash, the key as
 Arrow text, the line: about 32 bytes for a 9-character key — sorted by hash in a few runs whose
-sizes halve (merged as they fill, like a binary counter), so a batch of keys is looked up with
-one vectorised binary search per run and adding a batch costs O(log n) merges.
+sizes halve (merged as they fill, like a binary counter, up to `RUN_LIMIT` keys), so a batch
+of keys is looked up with one vectorised binary search per run.
 
 The map is filled and read a batch at a time, as the planner reads its source: `start_batch`
 looks the batch's keys up in the runs at once, and `get`/`setdefault` then answer from memory
@@ -23,8 +23,14 @@ from collections.abc import Callable, Iterable
 
 import polars as pl
 
+RUN_LIMIT = 1 << 19
+"""Runs stop growing at about this many keys: merging two runs briefly holds both and their
+merge, so a 1.3M-key run added ~90 MiB to the peak; a source with more keys has a few more
+runs, each one more binary search per batch."""
+
 Hasher = Callable[[pl.Series], pl.Series]
 """Text → UInt64 hashes, the same for the same text within the process."""
+
 
 def polars_hash(keys: pl.Series) -> pl.Series:
     """polars' own hash: vectorised, and stable within one process (all a plan needs)."""
@@ -85,7 +91,7 @@ class KeyLines:
         lines = pl.Series("line", list(self._batch.values()), dtype=pl.Int64)
         run = pl.DataFrame([self._hasher(keys).alias("hash"), keys, lines]).sort("hash")
         self._batch.clear()
-        while self._runs and self._runs[-1].height <= run.height:
+        while self._runs and _mergeable(self._runs[-1], run):
             run = self._runs.pop().merge_sorted(run, "hash")
         self._runs.append(run.rechunk())
 
@@ -97,10 +103,16 @@ class KeyLines:
         if not wanted:
             return
         self._looked_up.update(dict.fromkeys(wanted))
-        probes = pl.Series("key", wanted, dtype=pl.String)
-        probes = pl.DataFrame([self._hasher(probes).alias("hash"), probes]).sort("hash")
+        texts = pl.Series("key", wanted, dtype=pl.String)
+        probes = pl.DataFrame([self._hasher(texts).alias("hash"), texts]).sort("hash")
         for run in self._runs:
             self._looked_up.update(_found_in(run, probes))
+
+
+def _mergeable(earlier: pl.DataFrame, later: pl.DataFrame) -> bool:
+    """Merge runs of about the same size (so each key is merged O(log n) times), up to
+    `RUN_LIMIT` keys."""
+    return earlier.height <= later.height and earlier.height + later.height <= RUN_LIMIT
 
 
 def _found_in(run: pl.DataFrame, probes: pl.DataFrame) -> dict[str, int]:

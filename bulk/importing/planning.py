@@ -280,6 +280,7 @@ class _PassPlanner:
         parents: list[str] = []
         parent_column = self.opened.planner.column_map.get("customer_external_id")
         for result in results:
+            key: str | None
             if isinstance(result, PlannedRow):
                 key, slug, parent = result.key, result.slug, result.customer_key
             else:
