@@ -3,10 +3,10 @@
 The planner remembers every key of a source (and every customer's slug) to name the first line
 of a duplicate, and the customers a child may point at. As Python dictionaries these took about
 250 bytes a key (the str, the int, the slot): 497 MiB for the 1.9M rows of a 200 MB CSV, more
-than reading the file. `KeyLines` keeps them in polars frames instead — a 64-bit hash, the key as
-Arrow text, the line: about 32 bytes for a 9-character key — sorted by hash in a few runs whose
-sizes halve (merged as they fill, like a binary counter, up to `RUN_LIMIT` keys), so a batch
-of keys is looked up with one vectorised binary search per run.
+than reading the file. `KeyLines` keeps them in polars frames instead — a 64-bit hash, the key
+as Arrow text, the line: 45 MiB for those 1.9M keys, 69 MiB for their slugs — sorted by hash in
+a few runs whose sizes halve (merged as they fill, like a binary counter, up to `RUN_LIMIT`
+keys), so a batch of keys is looked up with one vectorised binary search per run.
 
 The map is filled and read a batch at a time, as the planner reads its source: `start_batch`
 looks the batch's keys up in the runs at once, and `get`/`setdefault` then answer from memory
