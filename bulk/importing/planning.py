@@ -383,9 +383,10 @@ class _PassPlanner:
 
     def _duplicate(self, row: PlannedRow) -> RowProblem | None:
         """A problem when this key, or this customer's slug, already appeared in the file."""
-        if row.slug is not None and row.slug in self.slugs and row.key not in self.seen:
+        seen = row.key in self.seen
+        if row.slug is not None and not seen and row.slug in self.slugs:
             return self._same_slug(row)
-        if row.key in self.seen:
+        if seen:
             message = self._duplicate_message(row.key)
             return _problem(row, "external_id", "duplicate_key", message)
         return None
