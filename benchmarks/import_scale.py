@@ -44,7 +44,14 @@ def measure_dry_run(source: Path, workdir: Path) -> tuple[float, float]:
     started = time.monotonic()
     subprocess.run(
         bulk_command(
-            "--customers", str(source), "--dry-run", "--checkpoint", str(workdir / "dry.sqlite")
+            "--customers",
+            str(source),
+            "--dry-run",
+            "--checkpoint",
+            str(workdir / "dry.sqlite"),
+            "--sandbox",  # a dry run checks the key with one GET /me
+            "--sandbox-db",
+            str(workdir / "sandbox.sqlite"),
         ),
         check=True,
         stdout=subprocess.DEVNULL,
