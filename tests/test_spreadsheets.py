@@ -72,56 +72,6 @@ def error_of(source: SourceFile) -> str:
 # -- reading ---------------------------------------------------------------------------------
 
 
-def test_typed_cells_become_text_by_the_one_rule(tmp_path: Path) -> None:
-    path = workbook(
-        tmp_path / "book.xlsx",
-        {
-            "Customers": [
-                [" external_id ", "name", "mrr", "ratio", "flag", "day", "at", "huge", "clock"],
-                [
-                    "00123",
-                    "Café Müller",
-                    1200.0,
-                    12.5,
-                    True,
-                    date(2026, 5, 1),
-                    datetime(2026, 5, 1, 9, 30, 15),
-                    1e20,
-                    time(9, 30),
-                ],
-                None,  # a blank row: skipped, but still counted
-                ["7", "Zoë \u2013 “quotes”", 3, 0.1, False, None, None, -0.0, None],
-            ]
-        },
-    )
-
-    records = read(SourceFile("customers", path, "spreadsheet"))
-
-    assert [record.line for record in records] == [2, 4]
-    assert records[0].cells == {
-        "external_id": "00123",
-        "name": "Café Müller",
-        "mrr": "1200",
-        "ratio": "12.5",
-        "flag": "true",
-        "day": "2026-05-01",
-        "at": "2026-05-01T09:30:15.000Z",
-        "huge": "1e+20",
-        "clock": "09:30:00",
-    }
-    assert records[1].cells == {
-        "external_id": "7",
-        "name": "Zoë \u2013 “quotes”",
-        "mrr": "3",
-        "ratio": "0.1",
-        "flag": "false",
-        "day": None,
-        "at": None,
-        "huge": "0",
-        "clock": None,
-    }
-
-
 def test_a_column_mixing_numbers_and_text_is_text_even_late_in_the_sheet(tmp_path: Path) -> None:
     rows: list[list[Any]] = [["id", "code"]]
     rows += [[str(n), n] for n in range(1, 1500)]
