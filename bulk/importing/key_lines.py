@@ -19,6 +19,7 @@ share a hash stay two keys and a collision can never make a valid row a duplicat
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 
 import polars as pl
@@ -37,7 +38,23 @@ def polars_hash(keys: pl.Series) -> pl.Series:
     return keys.hash(seed=0)
 
 
-class KeyLines:
+class LineLookup(ABC):
+    """`in` and `[]` over a `get` that answers a key's line, or None."""
+
+    @abstractmethod
+    def get(self, key: str) -> int | None: ...
+
+    def __contains__(self, key: str) -> bool:
+        return self.get(key) is not None
+
+    def __getitem__(self, key: str) -> int:
+        line = self.get(key)
+        if line is None:
+            raise KeyError(key)
+        return line
+
+
+class KeyLines(LineLookup):
     """A map from text keys to lines where the first line given for a key stays."""
 
     def __init__(self, hasher: Hasher = polars_hash) -> None:
@@ -51,15 +68,6 @@ class KeyLines:
 
     def __len__(self) -> int:
         return sum(run.height for run in self._runs) + len(self._batch)
-
-    def __contains__(self, key: str) -> bool:
-        return self.get(key) is not None
-
-    def __getitem__(self, key: str) -> int:
-        line = self.get(key)
-        if line is None:
-            raise KeyError(key)
-        return line
 
     def get(self, key: str) -> int | None:
         """The key's line, None if it has none."""

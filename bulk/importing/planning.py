@@ -27,7 +27,7 @@ from typing import Any
 
 from bulk.checkpoint import Checkpoint, InvalidRow, KnownRow, Run
 from bulk.errors import InputError
-from bulk.importing.key_lines import KeyLines
+from bulk.importing.key_lines import KeyLines, LineLookup
 from bulk.importing.mapping import NO_MAPPING, SourceMapping
 from bulk.importing.rows import Issue, PlannedRow, RowPlanner, RowProblem, predicted_slug
 from bulk.importing.sources import Source, SourceFile, SourceRecord, open_source
@@ -168,7 +168,7 @@ class _SourceCustomers:
     """Invalid customer keys of this source and their first lines."""
 
 
-class _SeenKeys:
+class _SeenKeys(LineLookup):
     """Every key met in one file and its first line, the keys of valid rows apart: for the
     customers pass they are `_SourceCustomers.valid`, kept once."""
 
@@ -176,15 +176,6 @@ class _SeenKeys:
         self.valid = valid
         self.invalid = KeyLines()
         """Keys first met on an invalid row."""
-
-    def __contains__(self, key: str) -> bool:
-        return self.get(key) is not None
-
-    def __getitem__(self, key: str) -> int:
-        line = self.get(key)
-        if line is None:
-            raise KeyError(key)
-        return line
 
     def get(self, key: str) -> int | None:
         line = self.valid.get(key)
