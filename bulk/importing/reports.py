@@ -8,7 +8,7 @@ import itertools
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,6 +52,16 @@ def requests_line(totals: RequestTotals) -> str:
         f"requests {totals.requests}, retries {totals.retries}, "
         f"rate-limited {totals.rate_limited}, elapsed {totals.elapsed_s:.1f} s"
     )
+
+
+def counts_table(label: str, passes: Mapping[str, object], columns: Sequence[str]) -> str:
+    """Per pass its `total` and its `columns` (attributes of each pass's counts), as the
+    import's and the undo's summaries show them."""
+    shown = ("total", *columns)
+    rows = [
+        (name, *(getattr(counts, column) for column in shown)) for name, counts in passes.items()
+    ]
+    return format_table((label, *shown), rows)
 
 
 @dataclass
@@ -103,11 +113,7 @@ class ImportSummary:
         return asdict(self)
 
     def render(self) -> str:
-        rows = [
-            (name, *(getattr(c, column) for column in ("total", *COUNTED)))
-            for name, c in self.passes.items()
-        ]
-        text = f"{format_table(('pass', 'total', *COUNTED), rows)}\n{requests_line(self)}"
+        text = f"{counts_table('pass', self.passes, COUNTED)}\n{requests_line(self)}"
         gone = sum(c.not_in_source for c in self.passes.values())
         if gone:
             text += f"\nnot in source: {gone}, left as they are in Pivotal"

@@ -8,7 +8,14 @@ from typing import Any
 
 from bulk.api.estimate import Pace
 from bulk.display import format_duration, format_table
-from bulk.importing.reports import RequestStats, count_requests, rate_phrase, requests_line, timed
+from bulk.importing.reports import (
+    RequestStats,
+    count_requests,
+    counts_table,
+    rate_phrase,
+    requests_line,
+    timed,
+)
 
 COUNTED = ("deleted", "restored", "gone", "conflicts", "failed", "pending")
 PLANNED = ("delete", "restore", "resend")
@@ -66,11 +73,7 @@ class UndoSummary:
         return asdict(self)
 
     def render(self) -> str:
-        rows = [
-            (name, *(getattr(c, column) for column in ("total", *COUNTED)))
-            for name, c in self.passes.items()
-        ]
-        return f"{format_table(('undo', 'total', *COUNTED), rows)}\n{requests_line(self)}"
+        return f"{counts_table('undo', self.passes, COUNTED)}\n{requests_line(self)}"
 
 
 @dataclass
