@@ -23,8 +23,8 @@ from generate_customers import write_customers
 from import_rate_fidelity import planned_payloads, timed_import
 from sandbox_process import running_server
 
-from bulk.importing.importer import idempotency_key
 from bulk.importing.rows import PlannedRow
+from bulk.importing.sending import idempotency_key
 
 TARGET_RATIO = 0.8
 

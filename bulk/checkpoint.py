@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -459,6 +459,11 @@ class GroupCommit:
         self._failure: BaseException | None = None
         """Why a commit failed (a full disk, say): every later caller is told the same."""
 
+    @property
+    def failed(self) -> bool:
+        """A commit failed: the open transaction was rolled back and nothing more commits."""
+        return self._failure is not None
+
     async def durable(self) -> None:
         """Return once everything written so far is committed."""
         if self._failure is not None:
@@ -679,6 +684,16 @@ class Checkpoint:
             (CUSTOMER.collection, customer_key),
         ).fetchone()
         return ParentRow(*row) if row else ParentRow("missing", None, None)
+
+    def done_customer_ids(self, keys: Collection[str]) -> dict[str, str]:
+        """The Pivotal ids of those customers of `keys` whose rows are done."""
+        marks = ",".join("?" * len(keys))
+        found = self._db.execute(
+            f"SELECT key, pivotal_id FROM rows WHERE pass = ? AND key IN ({marks}) "
+            "AND state = 'done' AND pivotal_id IS NOT NULL",
+            (CUSTOMER.collection, *keys),
+        ).fetchall()
+        return dict(found)
 
     def key_of_pivotal_id(self, pass_name: str, pivotal_id: str) -> str | None:
         row = self._db.execute(

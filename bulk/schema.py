@@ -175,9 +175,13 @@ SCHEMAS = {schema.object: schema for schema in OBJECT_SCHEMAS}
 COLLECTIONS = {schema.collection: schema for schema in OBJECT_SCHEMAS}
 
 
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+"""One encoder for every call: `json.dumps` with options builds a new one each time."""
+
+
 def canonical_json(document: Any) -> str:
     """One spelling per JSON document (sorted keys, compact, UTF-8): what payload hashes hash."""
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return _CANONICAL.encode(document)
 
 
 def text_digest(text: str) -> str:

@@ -24,7 +24,7 @@ from undo_support import (
     undo,
 )
 
-from bulk.importing.importer import idempotency_key
+from bulk.importing.sending import idempotency_key
 from bulk.sandbox import Sandbox
 
 OTHER_KEY = "pivotal_globex"

@@ -79,9 +79,13 @@ WAIT_SHOWN_FROM_S = 1.0
 """A rate-limit wait shorter than this is pacing, not worth a word on the progress bar."""
 
 
+_BODY_ENCODER = jsonlib.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+"""One encoder for every request (`json.dumps` with options builds one a call)."""
+
+
 def encode_body(document: Any) -> bytes:
     """A request body as JSON bytes: compact, UTF-8, keys in the order given."""
-    return jsonlib.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _BODY_ENCODER.encode(document).encode("utf-8")
 
 
 @dataclass(frozen=True)

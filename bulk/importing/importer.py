@@ -1,36 +1,29 @@
 """`bulk import`: validate every row, then three passes — customers, contacts, onboardings.
 
-Exactly once: every POST carries an idempotency key derived from the row's identity, and the
-row is marked in flight (with the exact request) in the checkpoint before the request leaves.
-An answer marks it done; no answer leaves the request recorded, so the next attempt or the next
-run re-sends it byte for byte and the API replays the first result instead of creating twice.
+Exactly once: each pass is sent by `bulk.importing.sending`, which records every request in
+flight, committed, before it leaves, under an idempotency key derived from the row's identity.
 
 A run never surprises its user: before anything is sent the sources' headers are read, every
 output path is checked writable and the checkpoint is locked against a second run; `--strict`
 sends nothing if any row is invalid; one `StopRequest` spans planning and sending, so a signal
 stops either at once with the summary and a resumable checkpoint; a row whose request exhausts
-its retries fails alone (see `Reachability` for when the API as a whole is unreachable).
+its retries fails alone (`sending.Reachability` tells when the API as a whole is unreachable).
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import time
-from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-from bulk.api.client import PivotalClient, encode_body
+from bulk.api.client import PivotalClient
 from bulk.api.connection import open_client
 from bulk.api.estimate import Pace
-from bulk.checkpoint import Checkpoint, GroupCommit, RowState, Run
+from bulk.checkpoint import Checkpoint, Run
 from bulk.errors import (
     RESUME_HINT,
     ApiError,
-    ApiStatusError,
     ApiUnreachableError,
     AuthenticationError,
     NoResponseError,
@@ -40,7 +33,7 @@ from bulk.errors import (
     ServerError,
     as_sentence,
 )
-from bulk.importing.conflicts import ConflictResolver, display_id_of
+from bulk.importing.conflicts import ConflictResolver
 from bulk.importing.errors_input import FORMAT as ERRORS_FORMAT
 from bulk.importing.mapping import load_mapping
 from bulk.importing.planning import (
@@ -61,15 +54,14 @@ from bulk.importing.reports import (
     write_results_file,
 )
 from bulk.importing.rows import payload_hash
+from bulk.importing.sending import PassRunner, Reachability
 from bulk.importing.sources import discover_sources
 from bulk.interrupts import StopRequest
 from bulk.lock import CheckpointLock
 from bulk.outcome import RunOutcome
 from bulk.outputs import check_writable
-from bulk.progress import PassProgress, ProgressFactory, ticking
-from bulk.schema import CONTACT, CUSTOMER, ONBOARDING
+from bulk.progress import ProgressFactory, ticking
 from bulk.settings import ImportSettings
-from bulk.workers import run_workers
 
 KEY_REMEDY = "Check --api-key or PIVOTAL_API_KEY."
 REFUSED = (AuthenticationError, NotTheApiError)
@@ -89,24 +81,6 @@ class ImportOutcome(RunOutcome[ImportSummary, PlanSummary]):
     def render(self) -> str:
         text = self.plan.render() if self.plan is not None else self.summary.render()
         return "\n".join([text, *errors_file_notes(self.errors_file, self.fed_back)])
-
-
-def idempotency_key(pass_name: str, key: str, generation: int = 0, scope: str = "") -> str:
-    """Stable across runs and machines: the same row always sends the same key. An undo that
-    deleted the row's record bumps its `generation`, so its next create is a new request and
-    not a replay of the deleted record (generation 0 keeps the keys of older checkpoints).
-    A `scope` (`ImportSettings.key_scope`) sets apart another source's rows of the same key."""
-    identity = f"{pass_name}\x00{key}" + (f"\x00{generation}" if generation else "")
-    identity = f"{scope}\x00{identity}" if scope else identity
-    digest = hashlib.sha256(identity.encode()).hexdigest()[:40]
-    return f"bulk-{pass_name}-{digest}"
-
-
-def changed_fields(synced: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
-    """The PATCH body turning `synced` into `payload`; a field no longer set is cleared."""
-    body = {name: value for name, value in payload.items() if synced.get(name) != value}
-    body.update({name: None for name in synced if name not in payload})
-    return body
 
 
 async def run_import(
@@ -253,51 +227,6 @@ def api_failure(error: ApiError, *, resumable: bool) -> str:
     return f"{text} {RESUME_HINT}" if resumable else text
 
 
-class Reachability:
-    """Tells a row whose request exhausted its retries apart from an API that is down.
-
-    A row that gets no answer (or only 5xx) through all its attempts fails alone, its request
-    kept so that the next run sends exactly it again. The API as a whole is taken to be
-    unreachable when `threshold` rows in a row — the concurrency: every worker's latest
-    request — exhausted their retries with no answer of any kind in between, and then one
-    probe `GET /me` gets no usable answer through its own retries either. Only then does
-    `ApiUnreachableError` stop the run (exit 3, resumable).
-    """
-
-    def __init__(self, client: PivotalClient, threshold: int) -> None:
-        self.client = client
-        self.threshold = max(threshold, 1)
-        self.streak = 0
-        """Rows in a row that exhausted their retries."""
-        self._probing = asyncio.Lock()
-        self._verdict: ApiUnreachableError | None = None
-        """Once a probe went unanswered, every worker stops with the same error."""
-
-    def answered(self) -> None:
-        self.streak = 0
-
-    async def exhausted(self, error: ApiError) -> None:
-        """Count one more row without an answer; probe the API when it is the threshold's."""
-        self.streak += 1
-        if self.streak < self.threshold:
-            return
-        async with self._probing:
-            if self._verdict is not None:
-                raise self._verdict
-            if self.streak < self.threshold:
-                return  # another worker's probe got an answer meanwhile
-            try:
-                await self.client.me()
-            except (NoResponseError, ServerError) as probe:
-                self._verdict = ApiUnreachableError(
-                    f"The API is unreachable: {self.streak} requests in a row got no answer "
-                    f"through all their attempts (the last: {as_sentence(error)}) and GET /me "
-                    "got none either."
-                )
-                raise self._verdict from probe
-            self.streak = 0
-
-
 @dataclass
 class _ImportSession:
     """One run of an import after planning: sending, then the outcome and its files."""
@@ -430,241 +359,5 @@ class _ImportSession:
         return ImportOutcome(summary, exit_code, warnings, error, told_warnings=told)
 
 
-class PassRunner:
-    """Sends one pass's pending rows with `concurrency` workers, in source order."""
-
-    def __init__(
-        self,
-        client: PivotalClient,
-        checkpoint: Checkpoint,
-        run: Run,
-        pass_name: str,
-        bar: PassProgress,
-        stop: StopRequest,
-        *,
-        concurrency: int,
-        force: bool,
-        reachability: Reachability | None = None,
-        key_scope: str = "",
-    ) -> None:
-        self.client = client
-        self.checkpoint = checkpoint
-        self.run_ = run
-        self.pass_name = pass_name
-        self.concurrency = concurrency
-        self.force = force
-        """PATCH whole payloads, not only the changed fields."""
-        self.bar = bar
-        self.stop = stop
-        self.conflicts = ConflictResolver(client, checkpoint)
-        self.reachability = reachability or Reachability(client, concurrency)
-        self.key_scope = key_scope
-        self._parent_ids: dict[str, str] = {}
-        """Customers' Pivotal ids, read once each: the customers pass is over by now."""
-        self.commits: GroupCommit | None = None
-        """While the pass runs, the workers' checkpoint writes share commits."""
-
-    async def run(self) -> None:
-        """Workers share one iterator over the checkpoint's pending rows (source order)."""
-        rows = self.checkpoint.rows_to_send(self.pass_name, self.run_)
-        with self.checkpoint.grouped_commits() as self.commits:
-            try:
-                await run_workers(self.concurrency, lambda: self._worker(rows))
-            finally:
-                self.commits = None
-
-    async def _worker(self, rows: Iterator[RowState]) -> None:
-        while not self.stop.is_set() and (row := next(rows, None)) is not None:
-            try:
-                await self.sync(row)
-            except RequestAbandoned:
-                return  # a stop came while the row's request waited: it is not finished
-            state = self.checkpoint.row_state(self.pass_name, row.key)
-            self.bar.advance(failed=state == "failed", skipped=state == "skipped")
-
-    async def sync(self, row: RowState) -> None:
-        """Bring one row to `done`, `failed` or `skipped`."""
-        if row.request_method is not None:
-            await self._resend(row)
-        elif row.pivotal_id is None:
-            await self._create(row)
-        else:
-            await self._update(row)
-
-    async def _resend(self, row: RowState) -> None:
-        """A request from before whose answer never came: send exactly it again."""
-        assert row.request_path is not None and row.request_body is not None
-        if row.request_method == "POST" and await self._adopted_before_sending(row):
-            return  # its key may have expired since: found under its customer, not sent again
-        action = "created" if row.request_method == "POST" else "updated"
-        target = row.request_payload or row.payload
-        method = row.request_method or "POST"
-        await self._send(row, method, row.request_path, row.request_body, target, action)
-        fresh = self.checkpoint.reload(row)
-        if fresh.state == "done" and fresh.synced_payload != fresh.payload:
-            await self._update(fresh)
-
-    async def _create(self, row: RowState) -> None:
-        body = dict(row.payload)
-        if self.pass_name == CUSTOMER.collection:
-            path = f"/{CUSTOMER.collection}"
-        else:
-            parent_id = self._parent_id(row)
-            if parent_id is None:
-                return
-            if self.pass_name == CONTACT.collection:
-                path = f"/{CUSTOMER.collection}/{parent_id}/{CONTACT.collection}"
-            else:
-                path = f"/{ONBOARDING.collection}"
-                body["customer_id"] = parent_id
-                if await self._adopted_before_sending(row, parent_id):
-                    return  # a customer this checkpoint did not create: its onboarding exists
-        await self._send(row, "POST", path, encode_body(body), row.payload, "created")
-
-    async def _update(self, row: RowState) -> None:
-        assert row.pivotal_id is not None
-        synced = row.synced_payload or {}
-        body = dict(row.payload) if self.force else changed_fields(synced, row.payload)
-        if not body:
-            self.checkpoint.mark_done(
-                row,
-                "unchanged",
-                row.pivotal_id,
-                row.display_id,
-                0,
-                row.payload,
-                payload_hash(row.payload),
-            )
-            return
-        if row.origin != "created":  # an undo puts back what an adopted record held
-            before = {name: synced.get(name) for name in body}
-            self.checkpoint.remember_before(row, before, row.written_at)
-        path = f"/{self.pass_name}/{row.pivotal_id}"  # passes are named after collections
-        await self._send(row, "PATCH", path, encode_body(body), row.payload, "updated")
-
-    async def _adopted_before_sending(self, row: RowState, customer: str | None = None) -> bool:
-        """An onboarding that may be in Pivotal already is looked up under its customer first
-        (`bulk.importing.matching`); True when that settled the row. A lookup without an
-        answer fails the row alone, like a request without one, and a refused one (a customer
-        deleted since) with the API's error; either keeps a request in flight for next time."""
-        try:
-            return await self.conflicts.adopt_before_sending(row, customer, self._update)
-        except AuthenticationError:
-            raise
-        except (NoResponseError, ServerError) as error:
-            code = error.code if isinstance(error, ServerError) else "no_response"
-            message = _no_answer(error)
-            self.checkpoint.mark_failed(row, "failed", code, message, 0, outcome_known=False)
-            await self.reachability.exhausted(error)
-        except ApiStatusError as error:
-            self.reachability.answered()
-            code, message = error.code, error.api_message
-            self.checkpoint.mark_failed(row, "failed", code, message, 0, outcome_known=False)
-        return True
-
-    def _parent_id(self, row: RowState) -> str | None:
-        """The customer's Pivotal id, or None after marking the row skipped."""
-        if row.customer_ref is not None:
-            return row.customer_ref
-        assert row.customer_key is not None
-        known = self._parent_ids.get(row.customer_key)
-        if known is not None:
-            return known
-        parent = self.checkpoint.parent(row.customer_key)
-        if parent.state == "done" and parent.pivotal_id is not None:
-            self._parent_ids[row.customer_key] = parent.pivotal_id
-            return parent.pivotal_id
-        reason = f"customer '{row.customer_key}' is {parent.state}"
-        if parent.error_message:
-            reason += f": {parent.error_message}"
-        self.checkpoint.mark_failed(row, "skipped", "customer_not_imported", reason, 0)
-        return None
-
-    async def _send(
-        self,
-        row: RowState,
-        method: str,
-        path: str,
-        body: bytes,
-        target: dict[str, Any],
-        action: str,
-    ) -> None:
-        """Mark the row in flight with the body's exact bytes, then send exactly them.
-
-        A request that exhausts its retries without an answer fails its row alone, the
-        request kept for the next run (`Reachability` decides whether the API is down).
-        """
-        self.checkpoint.mark_in_flight(row, method, path, body, target)
-        if self.commits is not None:
-            await self.commits.durable()  # in flight, committed, before the request leaves
-        key = (
-            idempotency_key(self.pass_name, row.key, row.generation, self.key_scope)
-            if method == "POST"
-            else None
-        )
-        try:
-            response = await self.client.request(method, path, body=body, idempotency_key=key)
-        except RequestAbandoned as abandoned:
-            if not abandoned.sent and row.request_method is None:
-                self.checkpoint.release_unsent(row)  # it never left: nothing to resolve
-            raise
-        except AuthenticationError:
-            raise  # the run stops; the request stays recorded and is re-sent next time
-        except (NoResponseError, ServerError) as error:
-            code = error.code if isinstance(error, ServerError) else "no_response"
-            self.checkpoint.mark_failed(
-                row, "failed", code, _no_answer(error), error.attempts, outcome_known=False
-            )
-            await self.reachability.exhausted(error)
-        except ApiStatusError as error:
-            self.reachability.answered()
-            # only a create can collide with a record we already made
-            if method == "POST" and await self._adopted(row, error, path, target):
-                return
-            self.checkpoint.mark_failed(
-                row, "failed", error.code, error.api_message, error.attempts
-            )
-        else:
-            self.reachability.answered()
-            pivotal_id = response.body.get("id")
-            if not isinstance(pivotal_id, str | int) or isinstance(pivotal_id, bool):
-                message = "the API answered without an id; run again to retry"
-                self.checkpoint.mark_failed(
-                    row, "failed", "bad_response", message, response.attempts, outcome_known=False
-                )
-                return
-            self.checkpoint.mark_done(
-                row,
-                action,
-                str(pivotal_id),
-                display_id_of(response.body),
-                response.attempts,
-                target,
-                row.payload_hash if target is row.payload else payload_hash(target),
-                written_at=_text_or_none(response.body.get("updated_at")),
-                seen=response.body if method == "PATCH" and row.origin != "created" else None,
-            )
-
-    async def _adopted(
-        self, row: RowState, error: ApiStatusError, path: str, target: dict[str, Any]
-    ) -> bool:
-        """Adopt the record a refused create collided with. A lookup that gets no answer
-        fails the row alone (the 409 is known: nothing of ours was created; the next run's
-        create meets the same conflict and looks again)."""
-        try:
-            return await self.conflicts.adopt(row, error, path, target, self._update)
-        except (NoResponseError, ServerError) as lookup:
-            error.api_message += f"; looking up the existing record got no answer: {lookup}"
-            return False
-
-
-def _text_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 def _same_file(path: Path, others: tuple[Path, ...]) -> bool:
     return any(path.resolve() == other.resolve() for other in others)
-
-
-def _no_answer(error: ApiError) -> str:
-    return f"{error} (no usable answer after {error.attempts} attempts; run again to retry)"

@@ -39,8 +39,9 @@ from bulk.errors import (
     ServerError,
     UsageError,
 )
-from bulk.importing.importer import REFUSED, UNREACHABLE, Reachability, api_failure
+from bulk.importing.importer import REFUSED, UNREACHABLE, api_failure
 from bulk.importing.reports import write_problem_file
+from bulk.importing.sending import Reachability
 from bulk.interrupts import StopRequest
 from bulk.lock import CheckpointLock
 from bulk.outcome import RunOutcome

@@ -16,7 +16,7 @@ anything else get a 404 `route_not_found` envelope (written here, as the page de
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,8 @@ class ContractServer:
 
     def __init__(self) -> None:
         self.seen: list[Seen] = []
+        self.on_arrival: Callable[[Seen], None] | None = None
+        """Called with each request as it arrives, before it is answered."""
         self._routes: list[_Route] = []
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -108,9 +110,10 @@ class ContractServer:
     async def _handle(self, request: web.Request) -> web.Response:
         path = request.path.removeprefix(PREFIX)
         query = dict(request.query)
-        self.seen.append(
-            Seen(request.method, path, query, dict(request.headers), await request.read())
-        )
+        seen = Seen(request.method, path, query, dict(request.headers), await request.read())
+        self.seen.append(seen)
+        if self.on_arrival is not None:
+            self.on_arrival(seen)
         route = self._match(request.method, path, query)
         if route is None:
             return web.Response(status=404, body=_NO_ROUTE, headers=_headers())
