@@ -17,6 +17,9 @@ sending, files) against a sandbox in its own process whose latency jitters. Run 
   Targets: ≤ 3 x 429, throughput ≥ 0.9 of that.
 - `unthrottled`: limits off, 8 in flight; a bare aiohttp loop posting the same bodies (customers,
   then contacts under them) against the whole `bulk import`. Target ≥ 0.8 of the bare loop.
+  By default the server answers at once, so the two processes share the machine's cores and
+  every microsecond of the client's counts; `--latency-ms 5 --jitter-ms 5` gives the server
+  a jittering latency instead (50 to 60 ms per hop, as `window` has, would hide the client).
 - `estimate`: `--dry-run` then the real run at 60/min and 600/min; the ETA against the real wall
   time. Target: within 15 %.
 """
@@ -281,6 +284,9 @@ def unthrottled(args: argparse.Namespace) -> None:
     bare: list[float] = []
     whole: list[float] = []
     unlimited = ("--rate-limit", "0", "--test-rate-limit", "0")
+    if args.latency_ms:
+        unlimited += ("--latency-ms", str(args.latency_ms))
+        unlimited += ("--latency-jitter-ms", str(args.jitter_ms))
     with tempfile.TemporaryDirectory() as temp:
         workdir = Path(temp)
         source = write_sources(workdir / "source", args.customers, args.customers)
@@ -294,7 +300,7 @@ def unthrottled(args: argparse.Namespace) -> None:
     bare_s, bulk_s = statistics.median(bare), statistics.median(whole)
     print(
         f"{args.customers} customers + {args.customers} contacts, 8 in flight, limits off, "
-        f"median of {args.rounds}"
+        f"latency {args.latency_ms:g} ms + up to {args.jitter_ms:g} ms, median of {args.rounds}"
     )
     print(
         f"bare aiohttp loop {bare_s:.1f} s {sorted(round(b, 1) for b in bare)}; whole bulk "
@@ -337,6 +343,8 @@ def main() -> None:
         command.add_argument("--rate", type=int, default=600)
     commands.choices["shared"].add_argument("--headroom", default="")
     commands.choices["unthrottled"].add_argument("--rounds", type=int, default=3)
+    commands.choices["unthrottled"].add_argument("--latency-ms", type=float, default=0.0)
+    commands.choices["unthrottled"].add_argument("--jitter-ms", type=float, default=0.0)
     commands.choices["estimate"].add_argument("--customers-at-60", type=int, default=150)
     args = parser.parse_args()
     {"window": window, "shared": shared, "unthrottled": unthrottled, "estimate": estimate}[

@@ -17,6 +17,7 @@ from click.core import ParameterSource
 
 from bulk._version import __version__
 from bulk.errors import BulkError, OutputError, SandboxError, UsageError
+from bulk.event_loop import run_to_end
 from bulk.interrupts import exit_code_for
 from bulk.outputs import output_error
 from bulk.sandbox.config import (
@@ -496,7 +497,7 @@ def import_command(sources: tuple[Path, ...], **options: Any) -> None:
         delimiter=_delimiter(options.pop("delimiter")),
         **options,
     )
-    outcome = asyncio.run(run_import(settings, ProgressFactory(quiet=settings.quiet)))
+    outcome = run_to_end(run_import(settings, ProgressFactory(quiet=settings.quiet)))
     conclude(outcome, settings.report_path)
 
 
@@ -569,7 +570,7 @@ def export_command(out_dir: Path, **options: Any) -> None:
     from bulk.progress import ProgressFactory
 
     settings = ExportSettings(connection=_connection(options), out_dir=out_dir, **options)
-    outcome = asyncio.run(run_export(settings, ProgressFactory(quiet=settings.quiet)))
+    outcome = run_to_end(run_export(settings, ProgressFactory(quiet=settings.quiet)))
     conclude(outcome, settings.report_path)
 
 
@@ -625,7 +626,7 @@ def migrate_command(**options: Any) -> None:
         ),
         **options,
     )
-    outcome = asyncio.run(run_migrate(settings, ProgressFactory(quiet=settings.quiet)))
+    outcome = run_to_end(run_migrate(settings, ProgressFactory(quiet=settings.quiet)))
     conclude(outcome, settings.report_path)
 
 
@@ -654,5 +655,5 @@ def undo_command(checkpoint: Path, **options: Any) -> None:
     from bulk.undoing.undoer import run_undo
 
     settings = UndoSettings(connection=_connection(options), checkpoint=checkpoint, **options)
-    outcome = asyncio.run(run_undo(settings, ProgressFactory(quiet=settings.quiet)))
+    outcome = run_to_end(run_undo(settings, ProgressFactory(quiet=settings.quiet)))
     conclude(outcome, settings.report_path)

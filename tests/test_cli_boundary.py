@@ -17,6 +17,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
+from bulk import cli
 from bulk.cli import BUG_EXIT_CODE, main, reports_errors
 from bulk.errors import InputError, UsageError
 from bulk.settings import ConnectionSettings
@@ -71,7 +72,7 @@ def test_an_unexpected_exception_never_shows_the_api_key(monkeypatch: pytest.Mon
         coroutine.close()
         raise ValueError("header Authorization: Bearer pivotal_secretws is odd")
 
-    monkeypatch.setattr(asyncio, "run", leaky_run)
+    monkeypatch.setattr(cli, "run_to_end", leaky_run)
     monkeypatch.setenv("PIVOTAL_API_KEY", "pivotal_secretws")
 
     result = CliRunner().invoke(main, ["export", "out"])
@@ -137,7 +138,7 @@ def test_an_unexpected_exception_in_a_real_command_is_one_line(
         coroutine.close()
         raise RuntimeError("the event loop fell over")
 
-    monkeypatch.setattr(asyncio, "run", broken_run)
+    monkeypatch.setattr(cli, "run_to_end", broken_run)
 
     result = CliRunner().invoke(main, ["import", "--customers", "customers.csv", "--sandbox"])
 
@@ -276,7 +277,7 @@ def test_sandbox_alone_keeps_the_default_url_without_complaint(
         coroutine.close()
         raise SystemExit(0)
 
-    monkeypatch.setattr(asyncio, "run", capture)
+    monkeypatch.setattr(cli, "run_to_end", capture)
     result = CliRunner().invoke(main, ["export", "out", "--sandbox"])
 
     assert result.exit_code == 0, result.output
