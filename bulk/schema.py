@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 CUSTOMER_STATUSES = ("onboarding", "active", "at_risk", "churned", "archived")
@@ -195,10 +196,16 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def now_timestamp() -> str:
-    """`format_timestamp` of now, without the datetime (it is called for every row written)."""
+    """`format_timestamp` of now, without the datetime (it is called for every row written):
+    the date and time of day are formatted once a second."""
     epoch_ms = time.time_ns() // 1_000_000
     seconds, ms = divmod(epoch_ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
+    return f"{_second_text(seconds)}.{ms:03d}Z"
+
+
+@lru_cache(maxsize=2)
+def _second_text(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def format_epoch_ms(epoch_ms: int) -> str:

@@ -41,6 +41,8 @@ MESSAGE_SEPARATOR = "; "
 joined, in the same order."""
 CHECK_EVERY = 1_000
 """Records planned between two polls of the stop check (cheap: an attribute test)."""
+_CELLS_ENCODER = json.JSONEncoder(ensure_ascii=False)
+"""Every row's source cells as JSON, with one encoder (`json.dumps` builds one a call)."""
 
 StopCheck = Callable[[], None]
 """Raises (`RunInterrupted`) when the run must stop; returns otherwise."""
@@ -351,7 +353,7 @@ class _PassPlanner:
                     "customer_ref": row.customer_ref,
                     "payload": payload,
                     "payload_hash": digest,
-                    "cells": json.dumps(row.cells, ensure_ascii=False),
+                    "cells": _CELLS_ENCODER.encode(row.cells),
                     "error_code": code,
                     "error_message": message,
                     "updated_at": now,
