@@ -30,6 +30,8 @@ import argparse
 import asyncio
 import csv
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -40,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from sandbox_process import running_server
+from sandbox_process import Server, running_server
 
 from bulk.api.estimate import Pace, estimate_seconds
 
@@ -280,10 +282,11 @@ async def bare_loop(base_url: str, source: Path, concurrency: int) -> float:
 
 def unthrottled(args: argparse.Namespace) -> None:
     """Each client against a fresh sandbox of its own (a server's tables grow as it is used),
-    alternating, `--rounds` times; the median of each."""
-    bare: list[float] = []
-    whole: list[float] = []
-    unlimited = ("--rate-limit", "0", "--test-rate-limit", "0")
+    alternating, `--rounds` times. This machine's speed drifts by 10 % and more from one minute
+    to the next, so each round's two runs are compared with each other (the median of those
+    ratios is the figure), and the CPU each process used is printed beside the wall times."""
+    rounds: list[tuple[Timed, Timed]] = []
+    unlimited: tuple[str, ...] = ("--rate-limit", "0", "--test-rate-limit", "0")
     if args.latency_ms:
         unlimited += ("--latency-ms", str(args.latency_ms))
         unlimited += ("--latency-jitter-ms", str(args.jitter_ms))
@@ -292,21 +295,67 @@ def unthrottled(args: argparse.Namespace) -> None:
         source = write_sources(workdir / "source", args.customers, args.customers)
         for round_number in range(args.rounds):
             with running_server(*unlimited) as server:
-                bare.append(asyncio.run(bare_loop(server.base_url, source, 8)))
+                with CpuUsed() as bare_client:
+                    bare_s = asyncio.run(bare_loop(server.base_url, source, 8))
+                bare = Timed(bare_s, bare_client.seconds, server_cpu_s(server))
             with running_server(*unlimited) as server:
                 run_dir = workdir / f"run-{round_number}"
                 run_dir.mkdir()
-                whole.append(bulk_import(server.base_url, source, run_dir, concurrency=8).seconds)
-    bare_s, bulk_s = statistics.median(bare), statistics.median(whole)
+                with CpuUsed(children=True) as bulk_client:
+                    bulk_s = bulk_import(server.base_url, source, run_dir, concurrency=8).seconds
+                whole = Timed(bulk_s, bulk_client.seconds, server_cpu_s(server))
+            rounds.append((bare, whole))
+            ratio = bare.wall_s / whole.wall_s
+            print(f"round {round_number + 1}: bare {bare}; bulk {whole}; ratio {ratio:.2f}")
     print(
         f"{args.customers} customers + {args.customers} contacts, 8 in flight, limits off, "
-        f"latency {args.latency_ms:g} ms + up to {args.jitter_ms:g} ms, median of {args.rounds}"
+        f"latency {args.latency_ms:g} ms + up to {args.jitter_ms:g} ms, {args.rounds} rounds"
     )
+    ratios = [bare.wall_s / whole.wall_s for bare, whole in rounds]
     print(
-        f"bare aiohttp loop {bare_s:.1f} s {sorted(round(b, 1) for b in bare)}; whole bulk "
-        f"import process {bulk_s:.1f} s {sorted(round(w, 1) for w in whole)}; ratio "
-        f"{bare_s / bulk_s:.2f} (target 0.8)"
+        f"bare aiohttp loop {statistics.median(b.wall_s for b, _ in rounds):.1f} s, whole bulk "
+        f"import process {statistics.median(w.wall_s for _, w in rounds):.1f} s; ratio per "
+        f"round {sorted(round(r, 2) for r in ratios)}, median {statistics.median(ratios):.2f} "
+        "(target 0.8)"
     )
+
+
+@dataclass(frozen=True)
+class Timed:
+    wall_s: float
+    client_cpu_s: float
+    server_cpu_s: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.wall_s:.1f} s (client CPU {self.client_cpu_s:.1f} s, "
+            f"server {self.server_cpu_s:.1f} s)"
+        )
+
+
+class CpuUsed:
+    """CPU seconds (user + system) this process, or its finished children, used inside."""
+
+    def __init__(self, *, children: bool = False) -> None:
+        self.who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+        self.seconds = 0.0
+
+    def __enter__(self) -> CpuUsed:
+        self._start = self._now()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.seconds = self._now() - self._start
+
+    def _now(self) -> float:
+        usage = resource.getrusage(self.who)
+        return usage.ru_utime + usage.ru_stime
+
+
+def server_cpu_s(server: Server) -> float:
+    """CPU seconds the sandbox process used so far (Linux: /proc/PID/stat)."""
+    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def estimate(args: argparse.Namespace) -> None:
