@@ -20,6 +20,8 @@ sending, files) against a sandbox in its own process whose latency jitters. Run 
   By default the server answers at once, so the two processes share the machine's cores and
   every microsecond of the client's counts; `--latency-ms 5 --jitter-ms 5` gives the server
   a jittering latency instead (50 to 60 ms per hop, as `window` has, would hide the client).
+  `--bare-busy-us 200` gives the bare loop that much busy work before each POST: a bare client
+  that costs what `bulk`'s does per request, to tell the client's pace from the rest.
 - `estimate`: `--dry-run` then the real run at 60/min and 600/min; the ETA against the real wall
   time. Target: within 15 %.
 """
@@ -228,8 +230,9 @@ def shared(args: argparse.Namespace) -> None:
     )
 
 
-async def bare_loop(base_url: str, source: Path, concurrency: int) -> float:
-    """Seconds to POST the same bodies, customers then contacts, with nothing else."""
+async def bare_loop(base_url: str, source: Path, concurrency: int, busy_s: float = 0.0) -> float:
+    """Seconds to POST the same bodies, customers then contacts, with nothing else; `busy_s`
+    of busy work before each POST stands in for a client that costs more per request."""
     customers = list(csv.DictReader((source / "customers.csv").open()))
     contacts = list(csv.DictReader((source / "contacts.csv").open()))
     headers = {"Authorization": "Bearer pivotal_bare"}
@@ -238,6 +241,9 @@ async def bare_loop(base_url: str, source: Path, concurrency: int) -> float:
     async def post(
         session: aiohttp.ClientSession, path: str, body: dict[str, object], key: str
     ) -> dict[str, object]:
+        busy_until = time.perf_counter() + busy_s
+        while time.perf_counter() < busy_until:
+            pass
         async with session.post(
             f"{base_url}{path}", json=body, headers={**headers, "Idempotency-Key": key}
         ) as response:
@@ -296,7 +302,9 @@ def unthrottled(args: argparse.Namespace) -> None:
         for round_number in range(args.rounds):
             with running_server(*unlimited) as server:
                 with CpuUsed() as bare_client:
-                    bare_s = asyncio.run(bare_loop(server.base_url, source, 8))
+                    bare_s = asyncio.run(
+                        bare_loop(server.base_url, source, 8, args.bare_busy_us / 1e6)
+                    )
                 bare = Timed(bare_s, bare_client.seconds, server_cpu_s(server))
             with running_server(*unlimited) as server:
                 run_dir = workdir / f"run-{round_number}"
@@ -394,6 +402,7 @@ def main() -> None:
     commands.choices["unthrottled"].add_argument("--rounds", type=int, default=3)
     commands.choices["unthrottled"].add_argument("--latency-ms", type=float, default=0.0)
     commands.choices["unthrottled"].add_argument("--jitter-ms", type=float, default=0.0)
+    commands.choices["unthrottled"].add_argument("--bare-busy-us", type=float, default=0.0)
     commands.choices["estimate"].add_argument("--customers-at-60", type=int, default=150)
     args = parser.parse_args()
     {"window": window, "shared": shared, "unthrottled": unthrottled, "estimate": estimate}[
