@@ -370,14 +370,9 @@ class PassRunner:
             return row.customer_ref
         if row.customer_key is None:
             return None
-        known = self._parent_ids.get(row.customer_key)
-        if known is not None:
-            return known
-        parent = self.checkpoint.parent(row.customer_key)
-        if parent.state != "done" or parent.pivotal_id is None:
-            return None
-        self._parent_ids[row.customer_key] = parent.pivotal_id
-        return parent.pivotal_id
+        if row.customer_key not in self._parent_ids:
+            self._look_up_parents([row])
+        return self._parent_ids.get(row.customer_key)
 
     async def _send(self, row: RowState, outgoing: Outgoing) -> None:
         """Mark the row in flight, commit, then deliver: a row the claim did not decide."""
@@ -390,8 +385,9 @@ class PassRunner:
         """Record the request with its body's exact bytes (a resend sends them again)."""
         if outgoing.before is not None:
             self.checkpoint.remember_before(row, outgoing.before, row.written_at)
-        method, path, body = outgoing.method, outgoing.path, outgoing.body
-        self.checkpoint.mark_in_flight(row, method, path, body, outgoing.target)
+        self.checkpoint.mark_in_flight(
+            row, outgoing.method, outgoing.path, outgoing.body, outgoing.target
+        )
 
     async def _deliver(self, row: RowState, outgoing: Outgoing) -> bool:
         """Send a request already committed in flight, and record what came back; True when
