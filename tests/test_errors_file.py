@@ -112,6 +112,13 @@ def test_columns_are_each_pass_s_source_columns_in_order_then_the_tool_s(
     assert "status 'bogus!'" in rows[0]["_error_message"]
 
 
+def fix_globex_status() -> None:
+    """The first fix, made in the errors file: C2's status (its first row)."""
+    header, rows = read_csv(ERRORS)
+    rows[0]["status"] = "active"
+    write_csv(ERRORS, header, rows)
+
+
 # -- the loop: fix, feed back, repeat ----------------------------------------------------------
 
 
@@ -122,9 +129,7 @@ def test_the_errors_file_fed_back_twice_imports_the_fixed_rows(
     assert imported(threaded_sandbox, str(source)).exit_code == 1
 
     # round 2: fix C2's status only; bob's email stays bad; cat follows C2
-    header, rows = read_csv(ERRORS)
-    rows[0]["status"] = "active"
-    write_csv(ERRORS, header, rows)
+    fix_globex_status()
     second = imported(threaded_sandbox, str(ERRORS))
 
     assert second.exit_code == 1, second.output
@@ -172,9 +177,7 @@ def test_a_pass_option_naming_an_errors_file_reads_that_pass_s_rows_only(
 ) -> None:
     source = round_one_source(tmp_path / "source")
     assert imported(threaded_sandbox, str(source)).exit_code == 1
-    header, rows = read_csv(ERRORS)
-    rows[0]["status"] = "active"
-    write_csv(ERRORS, header, rows)
+    fix_globex_status()
 
     result = imported(threaded_sandbox, "--customers", str(ERRORS))
 
@@ -222,9 +225,7 @@ def test_the_summary_reminds_to_carry_the_fixes_into_the_source(
         "Problem rows: bulk-import.errors.csv (fix them there and import that file again)",
         "Carry the fixes into your source too, or its next run reverts them.",
     ]
-    header, rows = read_csv(ERRORS)
-    rows[0]["status"] = "active"
-    write_csv(ERRORS, header, rows)
+    fix_globex_status()
 
     second = imported(threaded_sandbox, str(ERRORS))
 
@@ -472,9 +473,7 @@ def test_an_unfinished_run_leaves_the_errors_file_it_reads_for_its_resume(
 ) -> None:
     source = round_one_source(tmp_path / "source")
     assert imported(threaded_sandbox, str(source)).exit_code == 1
-    header, rows = read_csv(ERRORS)
-    rows[0]["status"] = "active"
-    write_csv(ERRORS, header, rows)
+    fix_globex_status()
     fixed = ERRORS.read_bytes()
 
     stopped = imported(threaded_sandbox, str(ERRORS), "--strict")  # bob is still invalid
