@@ -15,8 +15,10 @@ from typing import Any
 
 import aiohttp
 import polars as pl
+from click.testing import CliRunner, Result
 from multidict import CIMultiDictProxy
 
+from bulk.cli import main
 from bulk.importing.importer import ImportOutcome
 from bulk.sandbox import Sandbox
 from bulk.schema import format_epoch_ms
@@ -189,6 +191,16 @@ def kill_when(process: subprocess.Popen[bytes], ready: Callable[[], bool]) -> bo
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 WORKSPACE = "acme"
 KEY = f"pivotal_{WORKSPACE}"
+
+
+def bulk(*arguments: str) -> Result:
+    """`bulk ARGUMENTS` in-process; an exception escaping the CLI fails the test."""
+    return CliRunner().invoke(main, list(arguments), catch_exceptions=False)
+
+
+def against(sandbox: Sandbox) -> tuple[str, ...]:
+    """The options that point a command at `sandbox` with the test key."""
+    return ("--base-url", sandbox.base_url, "--api-key", KEY)
 
 
 def import_settings(

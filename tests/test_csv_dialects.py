@@ -7,10 +7,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import CliRunner, Result
-from helpers import KEY, WORKSPACE
+from helpers import KEY, WORKSPACE, against, bulk
 
-from bulk.cli import main
 from bulk.errors import InputError, UsageError
 from bulk.importing.csv_dialect import parse_delimiter
 from bulk.importing.sources import SourceFile, SourceRecord, discover_sources, open_source
@@ -179,10 +177,6 @@ def test_a_folder_finds_tsv_files(tmp_path: Path) -> None:
 # -- one command, field by field -------------------------------------------------------------
 
 
-def bulk(*arguments: str) -> Result:
-    return CliRunner().invoke(main, list(arguments), catch_exceptions=False)
-
-
 EXCEL_FR = (
     "external_id;name;mrr;domain;;\r\n"
     "00123;Café \u2013 Crème;1200;cafe.example;;\r\n"
@@ -199,10 +193,7 @@ def test_a_semicolon_cp1252_file_imports_exactly_in_one_command(
     result = bulk(
         "import",
         str(tmp_path),
-        "--base-url",
-        threaded_sandbox.base_url,
-        "--api-key",
-        KEY,
+        *against(threaded_sandbox),
         "--encoding",
         "cp1252",
         "--quiet",
@@ -234,10 +225,7 @@ def test_latin_1_on_windows_text_warns_on_stderr(threaded_sandbox: Sandbox, tmp_
     result = bulk(
         "import",
         str(tmp_path),
-        "--base-url",
-        threaded_sandbox.base_url,
-        "--api-key",
-        KEY,
+        *against(threaded_sandbox),
         "--encoding",
         "latin-1",
         "--dry-run",

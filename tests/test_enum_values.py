@@ -16,10 +16,8 @@ from typing import Any
 import aiohttp
 import polars as pl
 import pytest
-from click.testing import CliRunner, Result
-from helpers import KEY, WORKSPACE, create, import_settings
+from helpers import KEY, WORKSPACE, bulk, create, import_settings
 
-from bulk.cli import main
 from bulk.importing.cells import UNSET, CellError, cell_parser
 from bulk.importing.importer import run_import
 from bulk.importing.mapping import load_mapping
@@ -140,10 +138,6 @@ def test_the_warning_names_the_mapped_column_and_cuts_a_long_value() -> None:
         f"crm.csv: Lifecycle Stage '{'x' * 59}…' (1 row) is not a documented value; it is sent "
         "as it is and the API decides (a newer API may know it).",
     )
-
-
-def bulk(*arguments: str) -> Result:
-    return CliRunner().invoke(main, list(arguments), catch_exceptions=False)
 
 
 WARNING = (

@@ -9,17 +9,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import CliRunner, Result
-from helpers import KEY, SAMPLES, WORKSPACE, assert_workspace_matches_samples
+from helpers import KEY, SAMPLES, WORKSPACE, assert_workspace_matches_samples, bulk
 
-from bulk.cli import main
 from bulk.sandbox import Sandbox
 
 SECRET_KEY = "pivotal_secretive"
-
-
-def bulk(*arguments: str) -> Result:
-    return CliRunner().invoke(main, list(arguments), catch_exceptions=False)
 
 
 def write(path: Path, text: str | bytes) -> Path:

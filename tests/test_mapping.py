@@ -12,17 +12,11 @@ from typing import Any
 
 import polars as pl
 import pytest
-from click.testing import CliRunner, Result
-from helpers import KEY, SAMPLES, WORKSPACE, source_rows
+from helpers import KEY, SAMPLES, WORKSPACE, bulk, source_rows
 from test_readme import section
 
-from bulk.cli import main
 from bulk.importing.mapping import Template, load_mapping
 from bulk.sandbox import Sandbox, SandboxConfig, sandbox_in_thread
-
-
-def bulk(*arguments: str) -> Result:
-    return CliRunner().invoke(main, list(arguments), catch_exceptions=False)
 
 
 def against(sandbox: Sandbox) -> tuple[str, ...]:

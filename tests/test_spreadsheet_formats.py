@@ -15,9 +15,9 @@ import polars as pl
 import pytest
 import xlsxwriter
 import xlwt
-from helpers import WORKSPACE
+from helpers import WORKSPACE, against, bulk
 from ods import write_ods
-from test_spreadsheets import Sheet, against, bulk, error_of, read, workbook
+from test_spreadsheets import Sheet, error_of, read, workbook
 
 from bulk.importing.sources import SourceFile, discover_sources, open_source
 from bulk.sandbox import Sandbox

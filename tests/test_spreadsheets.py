@@ -12,10 +12,8 @@ from typing import Any
 import polars as pl
 import pytest
 import xlsxwriter
-from click.testing import CliRunner, Result
-from helpers import KEY, WORKSPACE
+from helpers import WORKSPACE, against, bulk
 
-from bulk.cli import main
 from bulk.errors import InputError
 from bulk.importing.planning import PlanOptions, fingerprint, open_sources
 from bulk.importing.sources import (
@@ -317,14 +315,6 @@ def test_a_date_without_a_date_format_is_a_number_and_the_message_says_so(
 
 
 # -- one command, field by field -------------------------------------------------------------
-
-
-def bulk(*arguments: str) -> Result:
-    return CliRunner().invoke(main, list(arguments), catch_exceptions=False)
-
-
-def against(sandbox: Sandbox) -> tuple[str, ...]:
-    return ("--base-url", sandbox.base_url, "--api-key", KEY)
 
 
 def test_the_plan_fingerprint_knows_the_sheet_and_the_delimiter(tmp_path: Path) -> None:
