@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from bulk.checkpoint import MIGRATIONS, Checkpoint, Migration, migrate
+from bulk.checkpoint import MIGRATIONS, Checkpoint, Migration, RowState, migrate
 from bulk.exporting.state import ExportState, ObjectProgress
 from bulk.exporting.walker import WalkState
-from bulk.schema import CONTACT, CUSTOMER, ONBOARDING
+from bulk.schema import CONTACT, CUSTOMER, ONBOARDING, canonical_json, now_timestamp, text_digest
 
 NAMES = [
     "001_rows",
@@ -25,6 +25,7 @@ NAMES = [
     "005_row_origin",
     "006_undo",
     "007_invalid_rows_across_runs",
+    "008_no_pivotal_id_index",
 ]
 
 
@@ -243,3 +244,91 @@ async def test_group_commits_make_every_write_durable_before_the_awaiting_worker
     assert reader.execute("SELECT finished_at IS NOT NULL FROM runs").fetchone() == (1,)
     reader.close()
     checkpoint.close()
+
+
+def test_an_older_checkpoint_loses_the_pivotal_id_index_every_sent_row_wrote_to(
+    db: sqlite3.Connection, tmp_path: Path
+) -> None:
+    migrate(db, MIGRATIONS[:7])
+    assert "rows_by_pivotal_id" in indexes(db)
+
+    Checkpoint(tmp_path / "checkpoint.sqlite").close()
+
+    assert applied(db) == NAMES
+    assert "rows_by_pivotal_id" not in indexes(db)
+
+
+def test_the_row_holding_a_pivotal_id_is_found_as_rows_are_done(tmp_path: Path) -> None:
+    checkpoint = Checkpoint(tmp_path / "checkpoint.sqlite")
+    first, second, third = planned_contacts(checkpoint, "a", "b", "c")
+    done(checkpoint, first, "con_1")
+
+    assert checkpoint.key_of_pivotal_id(CONTACT.collection, "con_1") == "a"  # read from the file
+    done(checkpoint, second, "con_2")
+    assert checkpoint.key_of_pivotal_id(CONTACT.collection, "con_2") == "b"  # kept since
+    assert checkpoint.key_of_pivotal_id(CONTACT.collection, "con_3") is None
+    assert checkpoint.key_of_pivotal_id(ONBOARDING.collection, "con_1") is None
+    assert checkpoint.row_state(CONTACT.collection, third.key) == "pending"
+    checkpoint.close()
+
+
+def test_a_holder_rolled_back_or_undone_since_is_not_believed(tmp_path: Path) -> None:
+    checkpoint = Checkpoint(tmp_path / "checkpoint.sqlite")
+    first, second, third = planned_contacts(checkpoint, "a", "b", "c")
+    done(checkpoint, first, "con_1")
+    assert checkpoint.key_of_pivotal_id(CONTACT.collection, "con_1") == "a"
+
+    with checkpoint.rolled_back():
+        done(checkpoint, second, "con_2")
+        done(checkpoint, third, "con_1")  # a second holder of the same record, rolled back
+    checkpoint.database.execute(  # what an undo that deleted the record writes
+        "UPDATE rows SET pivotal_id = NULL WHERE pass = ? AND key = ?", (CONTACT.collection, "a")
+    )
+    done(checkpoint, third, "con_3")
+    checkpoint.database.execute(
+        "UPDATE rows SET pivotal_id = 'con_1' WHERE pass = ? AND key = ?",
+        (CONTACT.collection, "b"),
+    )
+
+    assert checkpoint.key_of_pivotal_id(CONTACT.collection, "con_2") is None
+    assert checkpoint.key_of_pivotal_id(CONTACT.collection, "con_1") == "b"
+    assert checkpoint.key_of_pivotal_id(CONTACT.collection, "con_3") == "c"
+    checkpoint.close()
+
+
+def indexes(db: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+
+
+def planned_contacts(checkpoint: Checkpoint, *keys: str) -> list[RowState]:
+    """Contacts of customer K1 planned in a run, as the sending phase reads them."""
+    run = checkpoint.begin_run()
+    rows = []
+    for line, key in enumerate(keys, start=2):
+        payload = canonical_json({"name": key, "email": f"{key}@example.com"})
+        rows.append(
+            {
+                "pass": CONTACT.collection,
+                "key": key,
+                "line": line,
+                "source": "contacts.csv",
+                "run": run.id,
+                "state": "pending",
+                "action": None,
+                "customer_key": "K1",
+                "customer_ref": None,
+                "payload": payload,
+                "payload_hash": text_digest(payload),
+                "cells": json.dumps({"email": f"{key}@example.com"}),
+                "error_code": None,
+                "error_message": None,
+                "updated_at": now_timestamp(),
+            }
+        )
+    with checkpoint.transaction():
+        checkpoint.upsert_planned(rows)
+    return list(checkpoint.rows_to_send(CONTACT.collection, run))
+
+
+def done(checkpoint: Checkpoint, row: RowState, pivotal_id: str) -> None:
+    checkpoint.mark_done(row, "created", pivotal_id, None, 1, row.payload, row.payload_hash)
