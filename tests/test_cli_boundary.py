@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import subprocess
 import sys
 import tomllib
@@ -191,6 +192,35 @@ def test_python_m_bulk_runs_the_cli_and_importing_it_runs_nothing() -> None:
 
     assert version.returncode == 0 and version.stdout.startswith("bulk, version ")
     assert (imported.returncode, imported.stdout, imported.stderr) == (0, "", "")
+
+
+EXIT_AFTER_OUTPUT = """
+import sys
+from bulk.__main__ import exit_now
+for _ in range(50_000):  # small writes: the last of them are still buffered when it exits
+    sys.stdout.write("xxxx")
+sys.stderr.write("last words")
+exit_now(int(sys.argv[1]) if sys.argv[1].isdigit() else sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize(
+    ("code", "exit_code", "stderr"),
+    [("3", 3, "last words"), ("0", 0, "last words"), ("Stopped.", 1, "last wordsStopped.\n")],
+)
+def test_the_process_ends_with_its_exit_code_and_all_of_its_output(
+    code: str, exit_code: int, stderr: str
+) -> None:
+    buffered = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_AFTER_OUTPUT, code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=buffered,
+    )
+
+    assert (done.returncode, len(done.stdout), done.stderr) == (exit_code, 200_000, stderr)
 
 
 # -- connection options --------------------------------------------------------------------------
