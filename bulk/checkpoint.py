@@ -32,8 +32,8 @@ from bulk.schema import CUSTOMER, OBJECT_SCHEMAS, canonical_json, now_timestamp
 STATES = ("pending", "in_flight", "done", "failed", "skipped")
 WAL_CHECKPOINT_PAGES = 10_000
 """Pages the WAL may hold (40 MB) before a commit copies them into the file. With SQLite's
-1,000, every few hundred rows sent waited on the event loop for a checkpoint: 6 µs of wall time
-a row sent, 54 against 48 (`benchmarks/checkpoint_writes.py`, 20,000 rows)."""
+1,000, a commit every few thousand rows sent held the event loop while it copied them: 6 µs of
+wall time a row sent, 52 against 46 (`benchmarks/checkpoint_writes.py`, 20,000 rows)."""
 
 
 MigrationFunction = Callable[[sqlite3.Connection], None]
