@@ -284,8 +284,8 @@ def test_a_holder_rolled_back_or_undone_since_is_not_believed(tmp_path: Path) ->
     checkpoint.database.execute(  # what an undo that deleted the record writes
         "UPDATE rows SET pivotal_id = NULL WHERE pass = ? AND key = ?", (CONTACT.collection, "a")
     )
-    done(checkpoint, third, "con_3")
-    checkpoint.database.execute(
+    done(checkpoint, third, "con_3")  # the map's con_1 still names "c": a stale entry
+    checkpoint.database.execute(  # a holder the map never saw: only the table can tell
         "UPDATE rows SET pivotal_id = 'con_1' WHERE pass = ? AND key = ?",
         (CONTACT.collection, "b"),
     )
