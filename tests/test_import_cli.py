@@ -148,6 +148,30 @@ def test_dry_run_prints_the_plan_and_sends_no_write(tmp_path: Path) -> None:
     assert not Path("bulk-import.sqlite").exists()
 
 
+def test_a_dry_run_after_an_import_tells_new_changed_and_unchanged_rows_apart(
+    threaded_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    source = write(tmp_path / "customers.csv", "external_id,name\nK1,Acme\nK2,Bee\n")
+    where = ("--base-url", threaded_sandbox.base_url, "--api-key", KEY)
+    assert bulk("import", "--customers", str(source), *where, "--quiet").exit_code == 0
+    write(source, "external_id,name\nK1,Acme\nK2,Bee Ltd\nK3,Cee\n")
+
+    result = bulk("import", "--customers", str(source), *where, "--dry-run", "--quiet")
+
+    assert result.exit_code == 0, result.output
+    header, customers = result.stdout.splitlines()[0:2]
+    assert header.split() == [
+        "pass",
+        "create",
+        "update",
+        "resend",
+        "unchanged",
+        "skipped",
+        "invalid",
+    ]
+    assert customers.split() == ["customers", "1", "1", "0", "1", "0", "0"]
+
+
 def test_samples_with_report_then_status_and_no_secret_anywhere(
     threaded_sandbox: Sandbox, tmp_path: Path
 ) -> None:

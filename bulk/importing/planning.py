@@ -223,7 +223,7 @@ class _PassPlanner:
         invalid = 0
         for records in self.opened.source.batches(BATCH_ROWS):
             planned, problems = self._plan_records(records)
-            stored, orphans = self._compare_with_checkpoint(planned)
+            stored, orphans = self._compare_with_checkpoint(planned, store=tally is None)
             rows = [
                 self._invalid(invalid.problem, invalid.key)
                 for invalid in self._with_unknown_customers(problems)
@@ -322,23 +322,29 @@ class _PassPlanner:
         ]
 
     def _compare_with_checkpoint(
-        self, planned: Sequence[PlannedRow]
+        self, planned: Sequence[PlannedRow], *, store: bool = True
     ) -> tuple[list[dict[str, Any]], list[InvalidRow]]:
-        """Row plans → the rows to store, and those whose customer is nowhere to be found."""
+        """Row plans → the rows to store, and those whose customer is nowhere to be found.
+
+        Without `store` (a dry run's tally) a row new to the checkpoint is not encoded: only
+        its `kind` is counted, and its payload's hash and cells' JSON would go unused."""
         stored: list[dict[str, Any]] = []
         orphans: list[InvalidRow] = []
         known_parents = self._checkpoint_parents(planned)
         existing = self.checkpoint.existing(self.pass_name, [row.key for row in planned])
         now = now_timestamp()
         for row in planned:
-            payload = canonical_json(row.payload)
-            digest = text_digest(payload)
             known = existing.get(row.key)
+            payload = canonical_json(row.payload) if store or known is not None else None
+            digest = text_digest(payload) if payload is not None else None
             state, action, code, message = self._state(row, digest, known, known_parents)
             if state == "invalid":
                 assert code is not None and message is not None
                 problem = _problem(row, "customer_external_id", code, message)
                 orphans.append(self._invalid(problem, row.key))
+                continue
+            if not store:
+                stored.append({"kind": _kind(state, known)})
                 continue
             stored.append(
                 {
@@ -474,7 +480,7 @@ class _PassPlanner:
     def _state(
         self,
         row: PlannedRow,
-        digest: str,
+        digest: str | None,
         existing: KnownRow | None,
         known_parents: set[str],
     ) -> tuple[str, str | None, str | None, str | None]:
