@@ -326,8 +326,8 @@ class _PassPlanner:
     ) -> tuple[list[dict[str, Any]], list[InvalidRow]]:
         """Row plans → the rows to store, and those whose customer is nowhere to be found.
 
-        Without `store` (a dry run's tally) a row new to the checkpoint is not encoded: only
-        its `kind` is counted, and its payload's hash and cells' JSON would go unused."""
+        Without `store` (a dry run's tally) only each row's `kind` is kept: no cells' JSON, and
+        no payload hash but for a row the checkpoint knows (unchanged or changed?)."""
         stored: list[dict[str, Any]] = []
         orphans: list[InvalidRow] = []
         known_parents = self._checkpoint_parents(planned)
