@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from bulk.api.client import encode_body
-from bulk.checkpoint import Checkpoint, Run
-from bulk.schema import CUSTOMER, canonical_json, now_timestamp, text_digest
+from bulk.checkpoint import Checkpoint, Run, planned_row
+from bulk.schema import CUSTOMER, canonical_json
 
 CLAIMED = 16
 VARIANTS = ("as-is", "pivotal-index", "wal-1000")
@@ -57,23 +57,15 @@ def planned_customers(checkpoint: Checkpoint, run: Run, count: int) -> None:
             }
         )
         rows.append(
-            {
-                "pass": CUSTOMER.collection,
-                "key": key,
-                "line": number + 2,
-                "source": "customers.csv",
-                "run": run.id,
-                "state": "pending",
-                "action": None,
-                "customer_key": None,
-                "customer_ref": None,
-                "payload": payload,
-                "payload_hash": text_digest(payload),
-                "cells": canonical_json(cells),
-                "error_code": None,
-                "error_message": None,
-                "updated_at": now_timestamp(),
-            }
+            planned_row(
+                run,
+                CUSTOMER.collection,
+                key,
+                number + 2,
+                "customers.csv",
+                payload,
+                canonical_json(cells),
+            )
         )
     with checkpoint.transaction():
         checkpoint.upsert_planned(rows)

@@ -27,7 +27,7 @@ from bulk.checkpoint_errors import (
     told_as_checkpoint_error,
 )
 from bulk.errors import CheckpointError
-from bulk.schema import CUSTOMER, OBJECT_SCHEMAS, canonical_json, now_timestamp
+from bulk.schema import CUSTOMER, OBJECT_SCHEMAS, canonical_json, now_timestamp, text_digest
 
 STATES = ("pending", "in_flight", "done", "failed", "skipped")
 WAL_CHECKPOINT_PAGES = 10_000
@@ -1120,6 +1120,45 @@ _CLEAR_REQUEST = (
 def _bytes(stored: bytes | str | None) -> bytes | None:
     """A request body as stored: bytes (a checkpoint before exact resends held text)."""
     return stored.encode("utf-8") if isinstance(stored, str) else stored
+
+
+def planned_row(
+    run: Run,
+    pass_name: str,
+    key: str,
+    line: int,
+    source: str,
+    payload: str,
+    cells: str,
+    *,
+    payload_hash: str | None = None,
+    state: str = "pending",
+    action: str | None = None,
+    customer_key: str | None = None,
+    customer_ref: str | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    updated_at: str | None = None,
+) -> dict[str, Any]:
+    """One row for `Checkpoint.upsert_planned`, as its named parameters: `payload` and `cells`
+    are JSON text, `payload_hash` is the payload's digest (computed when not given)."""
+    return {
+        "pass": pass_name,
+        "key": key,
+        "line": line,
+        "source": source,
+        "run": run.id,
+        "state": state,
+        "action": action,
+        "customer_key": customer_key,
+        "customer_ref": customer_ref,
+        "payload": payload,
+        "payload_hash": payload_hash if payload_hash is not None else text_digest(payload),
+        "cells": cells,
+        "error_code": error_code,
+        "error_message": error_message,
+        "updated_at": updated_at if updated_at is not None else now_timestamp(),
+    }
 
 
 def _unless_planned(row: RowState, payload: dict[str, Any]) -> str | None:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from bulk.checkpoint import MIGRATIONS, Checkpoint, Migration, RowState, migrate
+from bulk.checkpoint import MIGRATIONS, Checkpoint, Migration, RowState, migrate, planned_row
 from bulk.exporting.state import ExportState, ObjectProgress
 from bulk.exporting.walker import WalkState
-from bulk.schema import CONTACT, CUSTOMER, ONBOARDING, canonical_json, now_timestamp, text_digest
+from bulk.schema import CONTACT, CUSTOMER, ONBOARDING, canonical_json
 
 NAMES = [
     "001_rows",
@@ -306,24 +306,18 @@ def planned_contacts(checkpoint: Checkpoint, *keys: str) -> list[RowState]:
     rows = []
     for line, key in enumerate(keys, start=2):
         payload = canonical_json({"name": key, "email": f"{key}@example.com"})
+        cells = json.dumps({"email": f"{key}@example.com"})
         rows.append(
-            {
-                "pass": CONTACT.collection,
-                "key": key,
-                "line": line,
-                "source": "contacts.csv",
-                "run": run.id,
-                "state": "pending",
-                "action": None,
-                "customer_key": "K1",
-                "customer_ref": None,
-                "payload": payload,
-                "payload_hash": text_digest(payload),
-                "cells": json.dumps({"email": f"{key}@example.com"}),
-                "error_code": None,
-                "error_message": None,
-                "updated_at": now_timestamp(),
-            }
+            planned_row(
+                run,
+                CONTACT.collection,
+                key,
+                line,
+                "contacts.csv",
+                payload,
+                cells,
+                customer_key="K1",
+            )
         )
     with checkpoint.transaction():
         checkpoint.upsert_planned(rows)

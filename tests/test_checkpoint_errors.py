@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bulk.checkpoint import MIGRATIONS, Checkpoint, migrate
+from bulk.checkpoint import MIGRATIONS, Checkpoint, migrate, planned_row
 from bulk.checkpoint_errors import DAMAGED_REMEDY, checkpoint_error
 from bulk.errors import CheckpointBusyError, CheckpointError
 from bulk.lock import CheckpointLock
@@ -76,25 +76,9 @@ def test_a_damaged_page_met_while_reading_is_a_checkpoint_error(tmp_path: Path) 
     path = tmp_path / "ck.sqlite"
     checkpoint = Checkpoint(path)
     run = checkpoint.begin_run()
+    cells = '{"name": "' + "n" * 500 + '"}'
     checkpoint.upsert_planned(
-        {
-            "pass": "customers",
-            "key": f"K{n}",
-            "line": n,
-            "source": "customers.csv",
-            "run": run.id,
-            "state": "pending",
-            "action": None,
-            "customer_key": None,
-            "customer_ref": None,
-            "payload": "{}",
-            "payload_hash": "x" * 64,
-            "cells": '{"name": "' + "n" * 500 + '"}',
-            "error_code": None,
-            "error_message": None,
-            "updated_at": "2026-01-01T00:00:00.000Z",
-        }
-        for n in range(2000)
+        planned_row(run, "customers", f"K{n}", n, "customers.csv", "{}", cells) for n in range(2000)
     )
     checkpoint.close()
     size = path.stat().st_size

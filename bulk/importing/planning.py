@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bulk.checkpoint import Checkpoint, InvalidRow, KnownRow, Run
+from bulk.checkpoint import Checkpoint, InvalidRow, KnownRow, Run, planned_row
 from bulk.errors import InputError
 from bulk.importing.key_lines import KeyLines, LineLookup
 from bulk.importing.mapping import NO_MAPPING, SourceMapping
@@ -223,13 +223,13 @@ class _PassPlanner:
         invalid = 0
         for records in self.opened.source.batches(BATCH_ROWS):
             planned, problems = self._plan_records(records)
-            stored, orphans = self._compare_with_checkpoint(planned, store=tally is None)
+            stored, kinds, orphans = self._compare_with_checkpoint(planned, store=tally is None)
             rows = [
                 self._invalid(invalid.problem, invalid.key)
                 for invalid in self._with_unknown_customers(problems)
             ]
             rows += orphans
-            self._store(stored, rows, tally)
+            self._store(stored, kinds, rows, tally)
             invalid += len(rows)
         return invalid
 
@@ -323,12 +323,14 @@ class _PassPlanner:
 
     def _compare_with_checkpoint(
         self, planned: Sequence[PlannedRow], *, store: bool = True
-    ) -> tuple[list[dict[str, Any]], list[InvalidRow]]:
-        """Row plans → the rows to store, and those whose customer is nowhere to be found.
+    ) -> tuple[list[dict[str, Any]], list[str], list[InvalidRow]]:
+        """Row plans → the rows to store, each valid row's kind (what a dry run reports), and
+        the rows whose customer is nowhere to be found.
 
-        Without `store` (a dry run's tally) only each row's `kind` is kept: no cells' JSON, and
-        no payload hash but for a row the checkpoint knows (unchanged or changed?)."""
+        Without `store` (a dry run's tally) only the kinds are kept: no cells' JSON, and no
+        payload hash but for a row the checkpoint knows (unchanged or changed?)."""
         stored: list[dict[str, Any]] = []
+        kinds: list[str] = []
         orphans: list[InvalidRow] = []
         known_parents = self._checkpoint_parents(planned)
         existing = self.checkpoint.existing(self.pass_name, [row.key for row in planned])
@@ -343,40 +345,44 @@ class _PassPlanner:
                 problem = _problem(row, "customer_external_id", code, message)
                 orphans.append(self._invalid(problem, row.key))
                 continue
-            if not store:
-                stored.append({"kind": _kind(state, known)})
-                continue
-            stored.append(
-                {
-                    "pass": self.pass_name,
-                    "key": row.key,
-                    "line": row.line,
-                    "source": self.opened.file.label,
-                    "run": self.run.id,
-                    "state": state,
-                    "action": action,
-                    "customer_key": row.customer_key,
-                    "customer_ref": row.customer_ref,
-                    "payload": payload,
-                    "payload_hash": digest,
-                    "cells": _CELLS_ENCODER.encode(row.cells),
-                    "error_code": code,
-                    "error_message": message,
-                    "updated_at": now,
-                    "kind": _kind(state, known),
-                }
-            )
-        return stored, orphans
+            kinds.append(_kind(state, known))
+            if store:
+                assert payload is not None and digest is not None
+                stored.append(
+                    planned_row(
+                        self.run,
+                        self.pass_name,
+                        row.key,
+                        row.line,
+                        self.opened.file.label,
+                        payload,
+                        _CELLS_ENCODER.encode(row.cells),
+                        payload_hash=digest,
+                        state=state,
+                        action=action,
+                        customer_key=row.customer_key,
+                        customer_ref=row.customer_ref,
+                        error_code=code,
+                        error_message=message,
+                        updated_at=now,
+                    )
+                )
+        return stored, kinds, orphans
 
     def _store(
-        self, stored: list[dict[str, Any]], invalid: list[InvalidRow], tally: Counter[str] | None
+        self,
+        stored: list[dict[str, Any]],
+        kinds: list[str],
+        invalid: list[InvalidRow],
+        tally: Counter[str] | None,
     ) -> None:
-        """Store a batch in one transaction; with a `tally`, count its planned rows instead."""
+        """Store a batch in one transaction; with a `tally`, count its planned rows' kinds
+        instead."""
         with self.checkpoint.transaction():
             if tally is None:
                 self.checkpoint.upsert_planned(stored)
             else:
-                tally.update(row["kind"] for row in stored)
+                tally.update(kinds)
             self.checkpoint.record_invalid(self.run, invalid)
 
     # -- the checks
