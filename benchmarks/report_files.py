@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bulk.checkpoint import Checkpoint, InvalidRow
+from bulk.checkpoint import Checkpoint, InvalidRow, planned_row
 from bulk.importing.reports import write_errors_file, write_results_file
 from bulk.schema import now_timestamp
 
@@ -34,14 +34,20 @@ def seed(checkpoint: Checkpoint, rows: int, problems: int) -> None:
         for n in range(start, min(start + BATCH, rows)):
             cells = {"external_id": f"K{n}", "name": f"Customer {n}", "plan": "gold"}
             batch.append(
-                {
-                    "pass": "customers", "key": f"K{n}", "line": n + 2, "source": "customers.csv",
-                    "run": run.id, "state": "done", "action": "created", "customer_key": None,
-                    "customer_ref": None, "payload": "{}", "payload_hash": "h",
-                    "cells": json.dumps(cells), "error_code": None, "error_message": None,
-                    "updated_at": now,
-                }
-            )  # fmt: skip
+                planned_row(
+                    run,
+                    "customers",
+                    f"K{n}",
+                    n + 2,
+                    "customers.csv",
+                    "{}",
+                    json.dumps(cells),
+                    payload_hash="h",
+                    state="done",
+                    action="created",
+                    updated_at=now,
+                )
+            )
         with checkpoint.transaction():
             checkpoint.upsert_planned(batch)
     with checkpoint.transaction():

@@ -34,6 +34,9 @@ WAL_CHECKPOINT_PAGES = 10_000
 """Pages the WAL may hold (40 MB) before a commit copies them into the file. With SQLite's
 1,000, a commit every few thousand rows sent held the event loop while it copied them: 6 µs of
 wall time a row sent, 52 against 46 (`benchmarks/checkpoint_writes.py`, 20,000 rows)."""
+ROWS_READ_AT_ONCE = 64
+"""Rows to send read by one query. Each read holds the event loop: 1,000 rows took 2 to 5 ms,
+longer than 8 requests in flight keep a fast server busy; 64 take a few tenths of a ms."""
 
 
 MigrationFunction = Callable[[sqlite3.Connection], None]
@@ -376,6 +379,27 @@ class RowState:
     """The record's `updated_at` as our last write (or its adoption) saw it."""
 
 
+class PlannedRecord(NamedTuple):
+    """One planned row for `Checkpoint.upsert_planned`, in the order of its parameters
+    (positional parameters bind a third faster than named ones). Built by `planned_row`."""
+
+    pass_name: str
+    key: str
+    line: int
+    source: str
+    run: int
+    state: str
+    action: str | None
+    customer_key: str | None
+    customer_ref: str | None
+    payload: str
+    payload_hash: str
+    cells: str
+    error_code: str | None
+    error_message: str | None
+    updated_at: str
+
+
 class KnownRow(NamedTuple):
     """What planning needs of a row the checkpoint already holds."""
 
@@ -647,7 +671,7 @@ class Checkpoint:
                 found[key] = KnownRow(state, synced_hash, pivotal_id, bool(has_request))
         return found
 
-    def upsert_planned(self, rows: Iterable[dict[str, Any]]) -> None:
+    def upsert_planned(self, rows: Iterable[PlannedRecord]) -> None:
         """Insert or refresh planned rows.
 
         A row with an unanswered request (in flight, or failed without an answer) goes back to
@@ -657,9 +681,7 @@ class Checkpoint:
             """
             INSERT INTO rows (pass, key, line, source, run, state, action, customer_key,
                 customer_ref, payload, payload_hash, cells, error_code, error_message, updated_at)
-            VALUES (:pass, :key, :line, :source, :run, :state, :action, :customer_key,
-                :customer_ref, :payload, :payload_hash, :cells, :error_code, :error_message,
-                :updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (pass, key) DO UPDATE SET
                 line = excluded.line, source = excluded.source, run = excluded.run,
                 state = CASE WHEN rows.request_method IS NOT NULL THEN 'in_flight'
@@ -680,7 +702,9 @@ class Checkpoint:
 
     # -- sending -----------------------------------------------------------------------------
 
-    def rows_to_send(self, pass_name: str, run: Run, batch: int = 1000) -> Iterator[RowState]:
+    def rows_to_send(
+        self, pass_name: str, run: Run, batch: int = ROWS_READ_AT_ONCE
+    ) -> Iterator[RowState]:
         """Pending and in-flight rows of this run in source order, read in batches."""
         last_line = -1
         while True:
@@ -1139,26 +1163,26 @@ def planned_row(
     error_code: str | None = None,
     error_message: str | None = None,
     updated_at: str | None = None,
-) -> dict[str, Any]:
-    """One row for `Checkpoint.upsert_planned`, as its named parameters: `payload` and `cells`
-    are JSON text, `payload_hash` is the payload's digest (computed when not given)."""
-    return {
-        "pass": pass_name,
-        "key": key,
-        "line": line,
-        "source": source,
-        "run": run.id,
-        "state": state,
-        "action": action,
-        "customer_key": customer_key,
-        "customer_ref": customer_ref,
-        "payload": payload,
-        "payload_hash": payload_hash if payload_hash is not None else text_digest(payload),
-        "cells": cells,
-        "error_code": error_code,
-        "error_message": error_message,
-        "updated_at": updated_at if updated_at is not None else now_timestamp(),
-    }
+) -> PlannedRecord:
+    """One row for `Checkpoint.upsert_planned`: `payload` and `cells` are JSON text,
+    `payload_hash` is the payload's digest (computed when not given)."""
+    return PlannedRecord(
+        pass_name,
+        key,
+        line,
+        source,
+        run.id,
+        state,
+        action,
+        customer_key,
+        customer_ref,
+        payload,
+        payload_hash if payload_hash is not None else text_digest(payload),
+        cells,
+        error_code,
+        error_message,
+        updated_at if updated_at is not None else now_timestamp(),
+    )
 
 
 def _unless_planned(row: RowState, payload: dict[str, Any]) -> str | None:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bulk.checkpoint import Checkpoint, InvalidRow, KnownRow, Run, planned_row
+from bulk.checkpoint import Checkpoint, InvalidRow, KnownRow, PlannedRecord, Run, planned_row
 from bulk.errors import InputError
 from bulk.importing.key_lines import KeyLines, LineLookup
 from bulk.importing.mapping import NO_MAPPING, SourceMapping
@@ -323,13 +323,13 @@ class _PassPlanner:
 
     def _compare_with_checkpoint(
         self, planned: Sequence[PlannedRow], *, store: bool = True
-    ) -> tuple[list[dict[str, Any]], list[str], list[InvalidRow]]:
+    ) -> tuple[list[PlannedRecord], list[str], list[InvalidRow]]:
         """Row plans → the rows to store, each valid row's kind (what a dry run reports), and
         the rows whose customer is nowhere to be found.
 
         Without `store` (a dry run's tally) only the kinds are kept: no cells' JSON, and no
         payload hash but for a row the checkpoint knows (unchanged or changed?)."""
-        stored: list[dict[str, Any]] = []
+        stored: list[PlannedRecord] = []
         kinds: list[str] = []
         orphans: list[InvalidRow] = []
         known_parents = self._checkpoint_parents(planned)
@@ -371,7 +371,7 @@ class _PassPlanner:
 
     def _store(
         self,
-        stored: list[dict[str, Any]],
+        stored: list[PlannedRecord],
         kinds: list[str],
         invalid: list[InvalidRow],
         tally: Counter[str] | None,
