@@ -1,14 +1,16 @@
 """The README's promises, checked: its "From Python" snippet runs as printed, and its layout
-table names every module of the package."""
+table names every module of the package, and it shows every option the commands take."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import click
 import pytest
 from helpers import SAMPLES, WORKSPACE, assert_workspace_matches_samples, source_rows
 
+from bulk.cli import main
 from bulk.sandbox import SandboxConfig, sandbox_in_thread
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -72,4 +74,19 @@ def test_the_layout_table_names_every_module() -> None:
         )
         if not named:
             missing.append(str(relative))
+    assert missing == []
+
+
+def test_every_option_a_command_shows_is_in_the_readme() -> None:
+    """`--help` and the README tell the same options (hidden ones aside): each is in an options
+    table or a synopsis."""
+    text = README.read_text(encoding="utf-8")
+    missing = [
+        f"{name} {option}"
+        for name, command in main.commands.items()
+        for parameter in command.params
+        if isinstance(parameter, click.Option) and not parameter.hidden
+        for option in parameter.opts
+        if option.startswith("--") and not re.search(rf"(?<![\w-]){option}(?![\w-])", text)
+    ]
     assert missing == []
