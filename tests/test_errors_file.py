@@ -416,6 +416,43 @@ def test_a_bad_cell_and_a_name_whose_slug_is_taken_are_both_reported(
     )
 
 
+def test_an_invalid_contact_of_an_invalid_customer_says_both(
+    threaded_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    customers = write_text(tmp_path / "customers.csv", "external_id,name,status\nC1,Acme,bogus!\n")
+    contacts = write_text(
+        tmp_path / "contacts.csv", "customer_external_id,name,email\nC1,Ann,not-an-email\n"
+    )
+
+    result = imported(threaded_sandbox, "--customers", str(customers), "--contacts", str(contacts))
+
+    assert result.exit_code == 1, result.output
+    _, errors = read_csv(ERRORS)
+    contact = next(row for row in errors if row["_pass"] == "contacts")
+    assert contact["_error_code"] == "invalid_string;customer_invalid"
+    assert contact["_error_message"].endswith("; customer 'C1' is invalid (line 2)")
+
+
+def test_an_invalid_contact_of_a_customer_an_earlier_run_found_invalid_says_both(
+    threaded_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    customers = write_text(
+        tmp_path / "customers.csv", "external_id,name,status\nC0,Globex,active\nC1,Acme,bogus!\n"
+    )
+    contacts = write_text(
+        tmp_path / "contacts.csv", "customer_external_id,name,email\nC1,Ann,not-an-email\n"
+    )
+    assert imported(threaded_sandbox, "--customers", str(customers)).exit_code == 1
+
+    result = imported(threaded_sandbox, "--contacts", str(contacts))
+
+    assert result.exit_code == 1, result.output
+    _, errors = read_csv(ERRORS)
+    contact = next(row for row in errors if row["_pass"] == "contacts")
+    assert contact["_error_code"] == "invalid_string;customer_invalid"
+    assert contact["_error_message"].endswith("; customer 'C1' is invalid (line 3)")
+
+
 # -- rows that left the source ---------------------------------------------------------------
 
 

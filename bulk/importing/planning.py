@@ -7,7 +7,7 @@ compared with what the checkpoint holds (unchanged? its customer known?); and th
 stored. Nothing is sent here. Each valid row lands in the checkpoint as `pending` (to create or
 to update), `done` (unchanged since it was last synced) or `skipped` (its customer is invalid);
 each invalid row lands in `invalid_rows` with its line and every problem it has (its cells',
-a duplicate key, a customer nowhere to be found), replacing that pass's invalid rows of the
+a duplicate key, a customer invalid or nowhere to be found), replacing that pass's invalid rows of the
 plan before (a pass's invalid rows are always its latest plan's). Files stream in
 batches, so memory stays flat however large the source; what the planner remembers of the
 whole source (each key's first line, each slug's, the valid customers) is kept in `KeyLines`,
@@ -226,7 +226,7 @@ class _PassPlanner:
             stored, kinds, orphans = self._compare_with_checkpoint(planned, store=tally is None)
             rows = [
                 self._invalid(invalid.problem, invalid.key)
-                for invalid in self._with_unknown_customers(problems)
+                for invalid in self._with_customer_problems(problems)
             ]
             rows += orphans
             self._store(stored, kinds, rows, tally)
@@ -294,32 +294,38 @@ class _PassPlanner:
             self.customers.valid.start_batch(parents)
             self.customers.invalid.start_batch(parents)
 
-    def _with_unknown_customers(self, problems: list[_Invalid]) -> list[_Invalid]:
-        """Invalid children whose customer is nowhere to be found say so too."""
-        if self.pass_name == CUSTOMER.collection:
-            return problems
+    def _with_customer_problems(self, problems: list[_Invalid]) -> list[_Invalid]:
+        """Invalid children say too what is wrong with their customer: invalid itself, or
+        nowhere to be found (the problems a valid child is skipped or refused for)."""
         column = self.opened.planner.column_map.get("customer_external_id")
+        if self.pass_name == CUSTOMER.collection or column is None:
+            return problems
         parents = {
             invalid: parent
             for invalid in problems
-            if column is not None
-            and (parent := invalid.problem.cells.get(column)) is not None
+            if (parent := invalid.problem.cells.get(column)) is not None
             and parent not in self.customers.valid
-            and parent not in self.customers.invalid
         }
-        known = self._known_to_checkpoint(set(parents.values()))
-        return [
-            _Invalid(
-                _with_issue(
-                    invalid.problem,
-                    Issue(column, "unknown_customer", _unknown_customer(parents[invalid])),
-                ),
-                invalid.key,
-            )
-            if invalid in parents and parents[invalid] not in known
-            else invalid
-            for invalid in problems
-        ]
+        known = self._known_to_checkpoint(
+            {parent for parent in parents.values() if parent not in self.customers.invalid}
+        )
+        with_issues = []
+        for invalid in problems:
+            parent = parents.get(invalid)
+            issue = self._customer_issue(column, parent, known) if parent is not None else None
+            if issue is not None:
+                invalid = _Invalid(_with_issue(invalid.problem, issue), invalid.key)
+            with_issues.append(invalid)
+        return with_issues
+
+    def _customer_issue(self, column: str, parent: str, known: set[str]) -> Issue | None:
+        """What is wrong with a customer that is not among the source's valid ones."""
+        if parent in self.customers.invalid:
+            line = self.customers.invalid[parent]
+            return Issue(column, "customer_invalid", _invalid_customer(parent, line))
+        if parent not in known:
+            return Issue(column, "unknown_customer", _unknown_customer(parent))
+        return None
 
     def _compare_with_checkpoint(
         self, planned: Sequence[PlannedRow], *, store: bool = True
@@ -494,12 +500,8 @@ class _PassPlanner:
         parent = row.customer_key
         if parent is not None and parent not in self.customers.valid:
             if parent in self.customers.invalid:
-                return (
-                    "skipped",
-                    "skipped",
-                    "customer_invalid",
-                    f"customer '{parent}' is invalid (line {self.customers.invalid[parent]})",
-                )
+                line = self.customers.invalid[parent]
+                return "skipped", "skipped", "customer_invalid", _invalid_customer(parent, line)
             if parent not in known_parents:
                 return "invalid", None, "unknown_customer", _unknown_customer(parent)
         if existing is None:
@@ -552,6 +554,10 @@ def _cell_text(problem: RowProblem, column: str | None) -> str | None:
 
 def _with_issue(problem: RowProblem, issue: Issue) -> RowProblem:
     return replace(problem, more=(*problem.more, issue))
+
+
+def _invalid_customer(parent: str, line: int) -> str:
+    return f"customer '{parent}' is invalid (line {line})"
 
 
 def _unknown_customer(parent: str) -> str:
