@@ -7,8 +7,8 @@ compared with what the checkpoint holds (unchanged? its customer known?); and th
 stored. Nothing is sent here. Each valid row lands in the checkpoint as `pending` (to create or
 to update), `done` (unchanged since it was last synced) or `skipped` (its customer is invalid);
 each invalid row lands in `invalid_rows` with its line and every problem it has (its cells',
-a duplicate key, a customer invalid or nowhere to be found), replacing that pass's invalid rows of the
-plan before (a pass's invalid rows are always its latest plan's). Files stream in
+a duplicate key, a customer invalid or nowhere to be found), replacing that pass's invalid
+rows of the plan before (a pass's invalid rows are always its latest plan's). Files stream in
 batches, so memory stays flat however large the source; what the planner remembers of the
 whole source (each key's first line, each slug's, the valid customers) is kept in `KeyLines`,
 25 to 40 bytes a key instead of ~250, looked up a batch at a time. Planning polls a stop check every
