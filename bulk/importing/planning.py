@@ -312,10 +312,11 @@ class _PassPlanner:
         with_issues = []
         for invalid in problems:
             parent = parents.get(invalid)
-            issue = self._customer_issue(column, parent, known) if parent is not None else None
-            if issue is not None:
-                invalid = _Invalid(_with_issue(invalid.problem, issue), invalid.key)
-            with_issues.append(invalid)
+            issue = None if parent is None else self._customer_issue(column, parent, known)
+            if issue is None:
+                with_issues.append(invalid)
+            else:
+                with_issues.append(_Invalid(_with_issue(invalid.problem, issue), invalid.key))
         return with_issues
 
     def _customer_issue(self, column: str, parent: str, known: set[str]) -> Issue | None:
