@@ -426,11 +426,7 @@ def test_an_invalid_contact_of_an_invalid_customer_says_both(
 
     result = imported(threaded_sandbox, "--customers", str(customers), "--contacts", str(contacts))
 
-    assert result.exit_code == 1, result.output
-    _, errors = read_csv(ERRORS)
-    contact = next(row for row in errors if row["_pass"] == "contacts")
-    assert contact["_error_code"] == "invalid_string;customer_invalid"
-    assert contact["_error_message"].endswith("; customer 'C1' is invalid (line 2)")
+    assert_contact_names_its_invalid_customer(result, customer_line=2)
 
 
 def test_an_invalid_contact_of_a_customer_an_earlier_run_found_invalid_says_both(
@@ -446,11 +442,16 @@ def test_an_invalid_contact_of_a_customer_an_earlier_run_found_invalid_says_both
 
     result = imported(threaded_sandbox, "--contacts", str(contacts))
 
+    assert_contact_names_its_invalid_customer(result, customer_line=3)
+
+
+def assert_contact_names_its_invalid_customer(result: Result, customer_line: int) -> None:
+    """The contact row of the errors file gives its own problem and its customer's."""
     assert result.exit_code == 1, result.output
     _, errors = read_csv(ERRORS)
     contact = next(row for row in errors if row["_pass"] == "contacts")
     assert contact["_error_code"] == "invalid_string;customer_invalid"
-    assert contact["_error_message"].endswith("; customer 'C1' is invalid (line 3)")
+    assert contact["_error_message"].endswith(f"; customer 'C1' is invalid (line {customer_line})")
 
 
 # -- rows that left the source ---------------------------------------------------------------
